@@ -1,0 +1,214 @@
+"""Shared plumbing for the peer-library drivers (sparsify, SAELens).
+
+This module is imported by the driver scripts, which run inside the *peer*
+virtual environments; it must therefore depend only on torch, numpy and the
+standard library, and never on ``progressive_sae``.
+
+Everything here is deliberately library-agnostic so that the two drivers read
+the data, time steps and score reconstructions in exactly the same way; the
+only thing that differs between them is how the peer's own trainer is driven.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+#: Steps excluded from the median: the first steps pay one-off costs (allocator
+#: growth, lazily created optimizer state, bias initialisation from the first
+#: batch) that say nothing about steady-state throughput.
+WARMUP_STEPS = 3
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """Command line shared by both drivers (see benchmarks/train_speed.py);
+    drivers may add peer-specific options before parsing."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--train", type=Path, required=True, help="float32 [T, d] .npy")
+    p.add_argument("--eval", type=Path, required=True, help="float32 [E, d] .npy")
+    p.add_argument("--num-latents", type=int, required=True)
+    p.add_argument("--k", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True, help="tokens per step")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="result JSON path")
+    p.add_argument(
+        "--eval-chunk", type=int, default=2048, help="rows per FVU forward pass"
+    )
+    return p
+
+
+def claim_stdout() -> TextIO:
+    """Point ``sys.stdout`` at stderr and return the real stdout.
+
+    Both peers ``print`` progress/info to stdout (sparsify even does so at import
+    time), while our contract is that stdout carries only the result JSON. Call
+    this *before* importing the peer.
+    """
+    real = sys.stdout
+    sys.stdout = sys.stderr
+    return real
+
+
+def seed_and_threads(seed: int, threads: int) -> None:
+    """Pin thread counts and seeds so both peers run under identical conditions."""
+    torch.set_num_threads(threads)
+    try:
+        # Only settable before any inter-op parallel work has started.
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def log(msg: str) -> None:
+    print(f"[driver] {msg}", file=sys.stderr, flush=True)
+
+
+class RowReader:
+    """Hands out consecutive rows of a memory-mapped [T, d] float32 .npy file.
+
+    Rows are read lazily, batch by batch and in file order, so that every
+    library (and our own trainer) sees exactly the same token stream and no
+    library gets to pre-load or shuffle the data.
+    """
+
+    def __init__(self, path: Path, max_rows: int | None = None) -> None:
+        self.array = np.load(path, mmap_mode="r")
+        if self.array.ndim != 2 or self.array.dtype != np.float32:
+            raise ValueError(
+                f"{path}: expected a 2-D float32 array, got "
+                f"{self.array.dtype} {self.array.shape}"
+            )
+        self.limit = self.array.shape[0] if max_rows is None else max_rows
+        if self.limit > self.array.shape[0]:
+            raise ValueError(
+                f"{path} has {self.array.shape[0]} rows, {self.limit} needed"
+            )
+        self.cursor = 0
+
+    @property
+    def dim(self) -> int:
+        return int(self.array.shape[1])
+
+    def take(self, n: int) -> torch.Tensor:
+        """Return the next ``n`` rows as a fresh, contiguous fp32 tensor."""
+        end = self.cursor + n
+        if end > self.limit:
+            raise RuntimeError(
+                f"data exhausted: asked for rows {self.cursor}:{end} of {self.limit}"
+            )
+        # np.array copies out of the page cache; the copy is part of a real
+        # data pipeline, and torch must not keep a view into the mmap.
+        rows = torch.from_numpy(np.array(self.array[self.cursor : end], order="C"))
+        self.cursor = end
+        return rows
+
+
+class StepClock:
+    """Records step boundaries; each driver calls :meth:`mark` once at the
+    start of its training loop and once at the end of every step."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def mark(self) -> None:
+        self.marks.append(time.perf_counter())
+
+    def durations_ms(self) -> list[float]:
+        return [1000.0 * (b - a) for a, b in zip(self.marks, self.marks[1:])]
+
+
+@torch.no_grad()
+def eval_fvu(
+    reconstruct: Callable[[torch.Tensor], torch.Tensor],
+    eval_path: Path,
+    chunk: int,
+) -> float:
+    """FVU = sum ||x - xhat||^2 / sum ||x - mean(x)||^2 over the eval rows.
+
+    The reconstruction runs in fp32 (the caller's SAE); the sums are carried in
+    fp64 so that the ratio does not depend on the chunking.
+    """
+    # Peers may lower the matmul precision for training (sparsify sets "high");
+    # scoring must be plain fp32 for every library alike.
+    torch.set_float32_matmul_precision("highest")
+    data = np.load(eval_path, mmap_mode="r")
+    n = data.shape[0]
+
+    mean = torch.zeros(data.shape[1], dtype=torch.float64)
+    for s in range(0, n, chunk):
+        mean += torch.from_numpy(np.array(data[s : s + chunk])).double().sum(0)
+    mean /= n
+
+    err = 0.0
+    var = 0.0
+    for s in range(0, n, chunk):
+        x = torch.from_numpy(np.array(data[s : s + chunk], dtype=np.float32))
+        xhat = reconstruct(x).float()
+        err += float((x - xhat).double().pow(2).sum())
+        var += float((x.double() - mean).pow(2).sum())
+    return err / var
+
+
+def peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def summarize(
+    step_ms: list[float],
+    batch_size: int,
+    steps: int,
+    fvu: float,
+    config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the result record shared by all drivers."""
+    if len(step_ms) != steps:
+        raise RuntimeError(f"timed {len(step_ms)} steps, expected {steps}")
+    # With very short runs there is nothing left after the warm-up; fall back
+    # to all steps rather than failing, and say so in the record.
+    timed = step_ms[WARMUP_STEPS:] or step_ms
+    med = statistics.median(timed)
+    return {
+        "step_ms": med,
+        "tokens_per_s": batch_size / (med / 1000.0),
+        "peak_rss_mb": peak_rss_mb(),
+        "fvu": fvu,
+        "steps": steps,
+        "tokens": steps * batch_size,
+        "config": {
+            **config,
+            "warmup_steps_excluded": len(step_ms) - len(timed),
+            "torch_version": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "pid": os.getpid(),
+        },
+        "step_ms_all": [round(t, 3) for t in step_ms],
+        "extra": extra or {},
+    }
+
+
+def emit(result: dict[str, Any], out: Path, stdout: TextIO) -> None:
+    """Write the JSON file and print the same JSON (only) to the real stdout."""
+    text = json.dumps(result, indent=2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    stdout.write(text + "\n")
+    stdout.flush()

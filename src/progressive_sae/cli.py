@@ -1,0 +1,166 @@
+"""`psae`: parses arguments and calls the library. Bad input → one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from progressive_sae.errors import PSAEError
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise PSAEError(f"--set {text!r}: expected KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise PSAEError(f"{text!r}: expected comma-separated integers such as 256,1024") from None
+
+
+TRAIN_FLAGS = {
+    "num_latents": int, "k": int, "activation": str, "batch_size": int, "total_tokens": int,
+    "lr": float, "sampled_granularities": int, "seed": int, "checkpoint_every": int,
+    "device": str, "wandb_project": str,
+}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from progressive_sae.config_files import data_source, load_run_config
+    from progressive_sae.train import TrainConfig, Trainer
+
+    config = load_run_config(args.config) if args.config else {}
+    base = Path(args.config).parent if args.config else None
+    train_fields = dict(config.get("train") or {})
+    for name in TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            train_fields[name] = value
+    if args.granularities is not None:
+        train_fields["granularities"] = _int_list(args.granularities)
+    for item in args.set or []:
+        key, value = _parse_override(item)
+        train_fields[key] = value
+    cfg = TrainConfig.from_dict(train_fields, source="train settings")
+    data_spec = args.data or config.get("data")
+    if data_spec is None:
+        raise PSAEError("no activations given: pass --data PATH.npy or set 'data' in the config")
+    out = args.out or config.get("out")
+    if out is None:
+        raise PSAEError("no run directory given: pass --out DIR or set 'out' in the config")
+    trainer = Trainer(cfg, data_source(data_spec, base), run_dir=out, resume=args.resume)
+    result = trainer.fit()
+    print(json.dumps(result.to_dict(), indent=2))
+
+
+def cmd_permute(args: argparse.Namespace) -> None:
+    from progressive_sae.config_files import data_source
+    from progressive_sae.progressive import make_progressive
+    from progressive_sae.sae import load_sae, save_sae
+
+    if Path(args.out).exists():
+        raise PSAEError(f"{args.out} already exists; choose a new output path")
+    sae = load_sae(args.sae)
+    permuted = make_progressive(sae, data_source(args.data), by=args.by, max_rows=args.max_rows)
+    save_sae(permuted, args.out)
+    print(f"wrote {args.out} (latents ranked by {args.by})")
+
+
+def cmd_truncate(args: argparse.Namespace) -> None:
+    from progressive_sae.sae import load_sae, save_sae
+
+    if Path(args.out).exists():
+        raise PSAEError(f"{args.out} already exists; choose a new output path")
+    sae = load_sae(args.sae)
+    small = sae.truncate(args.granularity, k=args.k)
+    save_sae(small, args.out)
+    print(f"wrote {args.out}: {small.num_latents} latents, k={small.cfg.k}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from progressive_sae.sae import load_sae
+
+    sae = load_sae(args.sae)
+    size = sum(f.stat().st_size for f in Path(args.sae).iterdir() if f.is_file())
+    params = sum(p.numel() for p in sae.parameters())
+    info = {"path": str(args.sae), "architecture": type(sae).__name__,
+            "num_latents": sae.num_latents, "d_in": sae.d_in, "k": sae.cfg.k,
+            "activation": sae.cfg.activation, "granularities": sae.cfg.granularities,
+            "parameters": params, "bytes_on_disk": size,
+            "dtype": str(sae.W_dec.dtype).removeprefix("torch."),
+            "metadata": sae.cfg.metadata}
+    print(json.dumps(info, indent=2))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from progressive_sae.demo import run_demo
+
+    run_demo(args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train an SAE (YAML config; flags override it)")
+    p.add_argument("config", nargs="?", help="YAML run config with data/out/train entries")
+    p.add_argument("--data", help="activations: a .npy file (overrides the config's data)")
+    p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, sae/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    for name, kind in TRAIN_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    p.add_argument("--granularities", help="Matryoshka sizes, e.g. 1024,4096,16384")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any TrainConfig field")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("permute", help="reorder latents by importance on held-out activations")
+    p.add_argument("sae", help="SAE folder")
+    p.add_argument("--data", required=True, help="held-out activations (.npy or YAML config)")
+    p.add_argument("--by", choices=["mean_sq", "frequency"], default="mean_sq")
+    p.add_argument("--max-rows", type=int, default=None)
+    p.add_argument("--out", required=True, help="new SAE folder (must not exist)")
+    p.set_defaults(func=cmd_permute)
+
+    p = sub.add_parser("truncate", help="keep the first G latents as a smaller SAE")
+    p.add_argument("sae", help="SAE folder")
+    p.add_argument("--granularity", "-g", type=int, required=True)
+    p.add_argument("--k", type=int, default=None, help="k of the result (default round(k·G/N))")
+    p.add_argument("--out", required=True, help="new SAE folder (must not exist)")
+    p.set_defaults(func=cmd_truncate)
+
+    p = sub.add_parser("info", help="print an SAE's config, size and latent count")
+    p.add_argument("sae", help="SAE folder")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="the offline demo (synthetic activations)")
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except PSAEError as err:
+        print(f"psae: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("psae: interrupted; finished checkpoints are kept (use --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

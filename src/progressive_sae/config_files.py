@@ -1,0 +1,68 @@
+"""Reading YAML run configs and turning their `data:` entry into an activation source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from progressive_sae.data.source import NpySource
+from progressive_sae.data.synthetic import SyntheticActivations, SyntheticConfig
+from progressive_sae.errors import PSAEError
+
+RUN_KEYS = ("data", "out", "train", "eval_data")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise PSAEError(f"{path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise PSAEError(f"{path} is not valid YAML ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PSAEError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run config: `data`, `out`, `train` (TrainConfig fields) and optional `eval_data`."""
+    config = load_yaml(path)
+    unknown = sorted(set(config) - set(RUN_KEYS))
+    if unknown:
+        raise PSAEError(f"unknown key {unknown[0]!r} in {path}; expected keys: {list(RUN_KEYS)}")
+    if "train" in config and not isinstance(config["train"], dict):
+        raise PSAEError(f"{path}: 'train' must be a mapping of TrainConfig fields")
+    return config
+
+
+def data_source(spec: Any, base: Path | None = None):
+    """`path.npy`, or {synthetic: {SyntheticConfig fields}}."""
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        if base is not None and not path.is_absolute() and not path.exists():
+            path = base / path
+        if path.suffix == ".npy":
+            return NpySource(path)
+        if path.suffix in (".yaml", ".yml"):
+            config = load_yaml(path)
+            if "data" not in config:
+                raise PSAEError(f"{path} has no 'data' entry")
+            return data_source(config["data"], path.parent)
+        raise PSAEError(f"data {str(spec)!r}: expected a .npy file or a YAML config with 'data'")
+    if isinstance(spec, dict) and set(spec) == {"synthetic"}:
+        fields = spec["synthetic"] or {}
+        allowed = set(SyntheticConfig.__dataclass_fields__)
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise PSAEError(
+                f"unknown synthetic data key {unknown[0]!r}; expected one of {sorted(allowed)}"
+            )
+        return SyntheticActivations(SyntheticConfig(**fields))
+    raise PSAEError(
+        f"data {spec!r}: expected a .npy path or {{synthetic: {{...}}}}"
+    )

@@ -1,0 +1,22 @@
+"""Activation sources behind one small interface (`ActivationSource`)."""
+
+from progressive_sae.data.batching import iterate_batches
+from progressive_sae.data.source import (
+    ActivationSource,
+    IterableSource,
+    NpySource,
+    TensorSource,
+    as_source,
+)
+from progressive_sae.data.synthetic import SyntheticActivations, SyntheticConfig
+
+__all__ = [
+    "ActivationSource",
+    "IterableSource",
+    "NpySource",
+    "SyntheticActivations",
+    "SyntheticConfig",
+    "TensorSource",
+    "as_source",
+    "iterate_batches",
+]

@@ -1,0 +1,113 @@
+"""Synthetic activations with known ground-truth features (SPEC §5).
+
+Each row is a sparse non-negative combination of unit-norm features plus an offset and
+noise. Feature i fires with probability ∝ (i + 1)^(-zipf_exponent) (a power law, like LM
+features), scaled so that `mean_active` features fire per row on average. An optional
+hierarchy makes the first features parents whose children only fire with them. Rows are
+generated block by block from (seed, block) so any row range is reproducible on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from progressive_sae.errors import PSAEError
+
+BLOCK_ROWS = 4096
+
+
+@dataclass
+class SyntheticConfig:
+    """Shape and statistics of a synthetic activation distribution."""
+
+    d_in: int = 256
+    """Width of each activation vector."""
+    num_features: int = 512
+    """Number of ground-truth features."""
+    mean_active: float = 8.0
+    """Expected number of features firing per row."""
+    zipf_exponent: float = 1.0
+    """Power-law exponent of the firing frequencies over the feature index."""
+    magnitude_std: float = 0.25
+    """Std of a firing feature's coefficient around 1 (coefficients are clipped at 0.05)."""
+    noise_std: float = 0.01
+    """Std of isotropic Gaussian noise per dimension."""
+    offset_norm: float = 1.0
+    """Norm of a constant offset added to every row (what b_dec should learn)."""
+    num_parents: int = 0
+    """Hierarchy: the first `num_parents` features are parents of children that follow."""
+    children_per_parent: int = 4
+    """Children of each parent; when a parent fires, one child fires with it."""
+    num_rows: int = 1_000_000
+    """Rows the source reports (generation is lazy, so this costs nothing)."""
+    seed: int = 0
+    """Seed for the features, probabilities and every row block."""
+
+    def __post_init__(self) -> None:
+        if self.d_in <= 0 or self.num_features <= 0 or self.num_rows <= 0:
+            raise PSAEError("synthetic d_in, num_features and num_rows must be positive")
+        if self.num_parents * (1 + self.children_per_parent) > self.num_features:
+            raise PSAEError(
+                f"num_parents={self.num_parents} with {self.children_per_parent} children each "
+                f"needs more than num_features={self.num_features} features"
+            )
+
+
+class SyntheticActivations:
+    """An `ActivationSource` of synthetic rows, plus the ground truth that generated them."""
+
+    def __init__(self, cfg: SyntheticConfig) -> None:
+        self.cfg = cfg
+        self.d_in = cfg.d_in
+        g = torch.Generator().manual_seed(cfg.seed)
+        self.features = F.normalize(torch.randn(cfg.num_features, cfg.d_in, generator=g), dim=1)
+        """Ground-truth unit feature directions [num_features, d_in]."""
+        self.offset = F.normalize(torch.randn(cfg.d_in, generator=g), dim=0) * cfg.offset_norm
+        ranks = torch.arange(1, cfg.num_features + 1, dtype=torch.float64)
+        weights = ranks.pow(-cfg.zipf_exponent)
+        self.firing_prob = (weights * cfg.mean_active / weights.sum()).clamp(max=1.0).float()
+        """Marginal firing probability of each root feature (children: see hierarchy)."""
+        n_children = cfg.num_parents * cfg.children_per_parent
+        self._children = torch.arange(cfg.num_parents, cfg.num_parents + n_children).view(
+            cfg.num_parents, cfg.children_per_parent
+        )
+        if n_children:
+            self.firing_prob[cfg.num_parents : cfg.num_parents + n_children] = 0.0
+
+    def __len__(self) -> int:
+        return self.cfg.num_rows
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        first, last = start // BLOCK_ROWS, (stop - 1) // BLOCK_ROWS
+        blocks = [self._block(b) for b in range(first, last + 1)]
+        joined = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+        offset = first * BLOCK_ROWS
+        return joined[start - offset : stop - offset]
+
+    def coefficients(self, block: int) -> torch.Tensor:
+        """The ground-truth coefficients of a block: sparse COO [BLOCK_ROWS, num_features]."""
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(int(np.uint32(cfg.seed * 1_000_003 + block)))
+        fires = torch.rand(BLOCK_ROWS, cfg.num_features, generator=g) < self.firing_prob
+        if cfg.num_parents:
+            parents_on = fires[:, : cfg.num_parents]
+            pick = torch.randint(0, cfg.children_per_parent, (BLOCK_ROWS, cfg.num_parents),
+                                 generator=g)
+            child = self._children[torch.arange(cfg.num_parents), pick]
+            fires.scatter_(1, child, parents_on)
+        rows, cols = fires.nonzero(as_tuple=True)
+        magnitude = (1 + cfg.magnitude_std * torch.randn(rows.numel(), generator=g)).clamp_min(0.05)
+        return torch.sparse_coo_tensor(
+            torch.stack([rows, cols]), magnitude, (BLOCK_ROWS, cfg.num_features),
+            is_coalesced=True, check_invariants=False,
+        )
+
+    def _block(self, block: int) -> torch.Tensor:
+        coeffs = self.coefficients(block)
+        g = torch.Generator().manual_seed(int(np.uint32(self.cfg.seed * 7_000_003 + block + 1)))
+        noise = torch.randn(BLOCK_ROWS, self.cfg.d_in, generator=g) * self.cfg.noise_std
+        return coeffs @ self.features + self.offset + noise

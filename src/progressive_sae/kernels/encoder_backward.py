@@ -1,0 +1,140 @@
+"""Encoding with a sparse backward pass.
+
+Forward: one dense matmul pre = (x - b_dec) W_encᵀ + b_enc, then an activation rule picks
+each input's active latents. Backward: only the selected entries carry gradient, so
+
+    dW_enc[j] = Σ_b dz[b, j] · x_c[b]      (a sparse row accumulation, not a B×N×d matmul)
+    db_enc[j] = Σ_b dz[b, j]
+    dx_c[b]   = Σ_j dz[b, j] · W_enc[j]    (an embedding_bag)
+
+When the fast matmul dtype is bf16, the bf16 product only *selects* latents; the selected
+values are recomputed exactly in fp32, so gradients and outputs stay fp32-accurate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from progressive_sae.kernels.row_accumulate import accumulate_rows
+
+_SUM_MODE = 0
+
+# Picks active latents from dense pre-activations: returns (values, indices), both [B, K].
+Selector = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _exact_values(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """pre[b, indices[b, j]] in fp32 via one dot product per selected entry."""
+    batch, width = indices.shape
+    offsets = torch.arange(0, batch * width, width, device=x_c.device)
+    bag = torch.arange(batch, device=x_c.device).repeat_interleave(width)
+    flat = indices.reshape(-1)
+    dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+        x_c, W_enc, flat, offsets, bag, _SUM_MODE, -1
+    )
+    return dots.view(batch, width) + b_enc[indices]
+
+
+def dense_pre_activations(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, matmul_dtype: torch.dtype
+) -> torch.Tensor:
+    """(x - b_dec) W_encᵀ + b_enc, multiplied in `matmul_dtype`."""
+    if matmul_dtype == x_c.dtype:
+        return torch.addmm(b_enc, x_c, W_enc.t())
+    return torch.addmm(
+        b_enc.to(matmul_dtype), x_c.to(matmul_dtype), W_enc.to(matmul_dtype).t()
+    )
+
+
+class _SparseEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_c, W_enc, b_enc, select, aux_select, matmul_dtype):
+        pre = dense_pre_activations(x_c, W_enc, b_enc, matmul_dtype)
+        values, indices = select(pre)
+        aux = aux_select(pre) if aux_select is not None else None
+        del pre
+        if matmul_dtype != x_c.dtype:
+            values = _exact_values(x_c, W_enc, b_enc, indices).mul_(values != 0)
+            if aux is not None:
+                aux = (_exact_values(x_c, W_enc, b_enc, aux[1]).mul_(aux[0] != 0), aux[1])
+        values = values.clamp_min(0)
+        parts_v, parts_i = [values], [indices]
+        if aux is not None:
+            aux_values = aux[0].clamp_min(0)
+            parts_v.append(aux_values)
+            parts_i.append(aux[1])
+        ctx.widths = [v.shape[1] for v in parts_v]
+        ctx.save_for_backward(x_c, W_enc, torch.cat(parts_v, 1), torch.cat(parts_i, 1))
+        if aux is None:  # autograd outputs must be tensors: an empty code stands for "none"
+            aux_values, aux_indices = values.new_zeros(values.shape[0], 0), indices[:, :0]
+        else:
+            aux_indices = aux[1]
+        ctx.mark_non_differentiable(indices, aux_indices)
+        return values, indices, aux_values, aux_indices
+
+    @staticmethod
+    def backward(ctx, grad_values, _gi, grad_aux_values, _gai):
+        x_c, W_enc, values, indices = ctx.saved_tensors
+        grads = [
+            g if g is not None else torch.zeros(values.shape[0], w, device=values.device)
+            for g, w in zip([grad_values, grad_aux_values], ctx.widths)
+        ][: len(ctx.widths)]
+        # ReLU: entries that were clipped to zero (or are padding) pass no gradient.
+        dz = torch.cat(grads, 1).mul(values > 0)
+        batch, width = indices.shape
+        flat_idx = indices.reshape(-1)
+        flat_dz = dz.reshape(-1)
+        rows = torch.arange(batch, device=x_c.device).repeat_interleave(width)
+        grad_x = grad_W = grad_b = None
+        if ctx.needs_input_grad[0]:
+            offsets = torch.arange(0, batch * width, width, device=x_c.device)
+            grad_x = F.embedding_bag(
+                flat_idx, W_enc, offsets, mode="sum", per_sample_weights=flat_dz
+            )
+        if ctx.needs_input_grad[1]:
+            grad_W = accumulate_rows(flat_idx, rows, flat_dz, x_c, W_enc.shape[0])
+        if ctx.needs_input_grad[2]:
+            grad_b = torch.zeros(W_enc.shape[0], dtype=dz.dtype, device=dz.device)
+            grad_b.index_add_(0, flat_idx, flat_dz)
+        return grad_x, grad_W, grad_b, None, None, None
+
+
+def sparse_encode(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: Selector,
+    aux_select: Selector | None = None, matmul_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(values, indices, aux_values, aux_indices) of the ReLU'd selected pre-activations.
+
+    `x_c` is the input with b_dec already subtracted. `aux_select` (optional) picks a second
+    code from the same pre-activations, e.g. the AuxK latents among the dead ones.
+    """
+    dtype = matmul_dtype or x_c.dtype
+    values, indices, aux_values, aux_indices = _SparseEncode.apply(
+        x_c, W_enc, b_enc, select, aux_select, dtype
+    )
+    if aux_select is None:
+        return values, indices, None, None
+    return values, indices, aux_values, aux_indices
+
+
+def sparse_encode_reference(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: Selector,
+    aux_select: Selector | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Plain PyTorch: dense pre-activations with full autograd, then gather the selection."""
+    pre = x_c @ W_enc.t() + b_enc
+
+    def gather(rule: Selector) -> tuple[torch.Tensor, torch.Tensor]:
+        picked, indices = rule(pre.detach())
+        # Selectors pad with zero-valued entries; those stay zero.
+        return torch.gather(pre, 1, indices).clamp_min(0) * (picked != 0), indices
+
+    values, indices = gather(select)
+    if aux_select is None:
+        return values, indices, None, None
+    return (values, indices, *gather(aux_select))

@@ -1,0 +1,69 @@
+"""Decoding a sparse code: x̂ = Σ_j z_j · W_dec[j], touching only the active rows.
+
+The fast path is an `embedding_bag` (sum mode, per-sample weights). Its backward computes
+the code's gradient as one dot product per active entry and the decoder's gradient as a
+sparse row accumulation, so neither pass ever forms the dense B × N code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from progressive_sae.kernels.row_accumulate import accumulate_rows
+
+_SUM_MODE = 0  # aten's enum value for embedding_bag mode="sum"
+
+
+class _BaggedDecode(torch.autograd.Function):
+    """out[bag] = Σ_{e in bag} values[e] · weight[indices[e]]; entries are sorted by bag."""
+
+    @staticmethod
+    def forward(ctx, values, indices, bag_of_entry, offsets, weight):
+        out = F.embedding_bag(
+            indices, weight, offsets, mode="sum", per_sample_weights=values.to(weight.dtype)
+        )
+        ctx.save_for_backward(values, indices, bag_of_entry, offsets, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        values, indices, bag_of_entry, offsets, weight = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_values = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_values = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad_out, weight, indices, offsets, bag_of_entry, _SUM_MODE, -1
+            ).to(values.dtype)
+        if ctx.needs_input_grad[4]:
+            grad_weight = accumulate_rows(
+                indices, bag_of_entry, values, grad_out, weight.shape[0]
+            ).to(weight.dtype)
+        return grad_values, None, None, None, grad_weight
+
+
+def bagged_decode(
+    values: torch.Tensor, indices: torch.Tensor, bag_of_entry: torch.Tensor,
+    offsets: torch.Tensor, weight: torch.Tensor,
+) -> torch.Tensor:
+    """Sum weighted rows of `weight` into bags; 1-D entries sorted by bag, `offsets` = bag starts."""
+    return _BaggedDecode.apply(values, indices, bag_of_entry, offsets, weight)
+
+
+def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+    """Σ_j values[b, j] · W_dec[indices[b, j]] for each row b; values/indices are [B, K]."""
+    batch, width = indices.shape
+    device = indices.device
+    offsets = torch.arange(0, batch * width, width, device=device)
+    bag_of_entry = torch.arange(batch, device=device).repeat_interleave(width)
+    return bagged_decode(values.reshape(-1), indices.reshape(-1), bag_of_entry, offsets, W_dec)
+
+
+def sparse_decode_reference(
+    values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor
+) -> torch.Tensor:
+    """Plain PyTorch: scatter the code into a dense [B, N] matrix and multiply."""
+    dense = torch.zeros(
+        indices.shape[0], W_dec.shape[0], dtype=values.dtype, device=values.device
+    ).scatter_add(1, indices, values)
+    return dense @ W_dec

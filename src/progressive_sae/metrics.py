@@ -1,0 +1,90 @@
+"""Fidelity and sparsity metrics, streamed over held-out activations (SPEC §3)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from progressive_sae.data.source import ActivationSource, IterableSource, as_source
+from progressive_sae.sae.base import SparseAutoencoder
+
+
+@dataclass
+class ReconstructionMetrics:
+    """How well an SAE (at one granularity) reconstructs a set of activations."""
+
+    granularity: int
+    mode: str
+    fvu: float
+    """Σ||x - x̂||² / Σ||x - mean(x)||² over the evaluation set."""
+    mse: float
+    """Mean over rows of ||x - x̂||²."""
+    l0: float
+    """Mean number of active latents per row."""
+    dead_fraction: float
+    """Share of the evaluated latents that never fired on the set."""
+    rows: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluation_batches(data: object, batch_size: int, max_rows: int | None = None):
+    """The evaluation set in order, in chunks of at most `batch_size` rows."""
+    source: ActivationSource | IterableSource = as_source(data)
+    if isinstance(source, IterableSource):
+        seen = 0
+        for chunk in source:
+            if max_rows is not None and seen >= max_rows:
+                return
+            chunk = chunk if max_rows is None else chunk[: max_rows - seen]
+            seen += chunk.shape[0]
+            yield chunk
+        return
+    limit = len(source) if max_rows is None else min(max_rows, len(source))
+    for start in range(0, limit, batch_size):
+        yield source.rows(start, min(start + batch_size, limit))
+
+
+@torch.no_grad()
+def evaluate_reconstruction(
+    sae: SparseAutoencoder, data: object, granularity: int | None = None,
+    mode: str = "relative", batch_size: int = 4096, max_rows: int | None = None,
+) -> ReconstructionMetrics:
+    """FVU, MSE, L0 and dead fraction of `sae` at granularity G on `data`."""
+    was_training = sae.training
+    sae.eval()
+    g = granularity or sae.num_latents
+    device = sae.W_dec.device
+    err = torch.zeros((), dtype=torch.float64)
+    sum_x = torch.zeros(sae.d_in, dtype=torch.float64)
+    sum_sq = torch.zeros((), dtype=torch.float64)
+    l0 = torch.zeros((), dtype=torch.float64)
+    fired = torch.zeros(sae.num_latents, dtype=torch.bool)
+    rows = 0
+    for x in evaluation_batches(data, batch_size, max_rows):
+        x = x.to(device)
+        code = sae.encode(x, granularity, mode)
+        x_hat = sae.decode(code)
+        err += (x - x_hat).double().pow(2).sum().cpu()
+        sum_x += x.double().sum(0).cpu()
+        sum_sq += x.double().pow(2).sum().cpu()
+        active = code.values > 0
+        l0 += active.sum().cpu()
+        fired[code.indices[active].cpu()] = True
+        rows += x.shape[0]
+    sae.train(was_training)
+    total_var = sum_sq - sum_x.dot(sum_x) / max(rows, 1)
+    return ReconstructionMetrics(
+        granularity=g, mode=mode, fvu=float(err / total_var), mse=float(err / max(rows, 1)),
+        l0=float(l0 / max(rows, 1)), dead_fraction=float(1 - fired[:g].float().mean()),
+        rows=rows,
+    )
+
+
+def mean_max_cosine_similarity(W: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean over reference directions of their best cosine similarity with any row of W."""
+    W = torch.nn.functional.normalize(W.detach().float(), dim=1)
+    ref = torch.nn.functional.normalize(reference.detach().float(), dim=1)
+    return float((ref @ W.t()).max(dim=1).values.mean())

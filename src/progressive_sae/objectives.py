@@ -1,0 +1,113 @@
+"""Training losses: reconstruction, Matryoshka (fixed or sampled granularities), AuxK.
+
+Every squared error is divided by the batch's total variance Σ||x - mean(x)||², so a loss
+reads as an FVU and the default learning rate does not depend on the activations' scale.
+Under data parallelism the sums are taken over the *global* batch (via `all_reduce`), so the
+summed per-rank gradients equal one process's gradient on the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from progressive_sae.kernels import prefix_decode, prefix_decode_reference
+from progressive_sae.sae.base import SparseAutoencoder, SparseCode
+
+AllReduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+class LossParts(NamedTuple):
+    """One training step's loss and what it is made of (all on the global batch)."""
+
+    loss: torch.Tensor
+    fvu: torch.Tensor
+    """FVU of the full-size reconstruction."""
+    aux_loss: torch.Tensor
+    code: SparseCode
+
+
+def total_variance(x: torch.Tensor, all_reduce: AllReduce = _local) -> torch.Tensor:
+    """Σ_b ||x_b - mean(x)||² over the (global) batch, from float64 sums."""
+    x64 = x.double()
+    sums = torch.cat([x64.sum(0), (x64 * x64).sum().view(1), x64.new_tensor([x.shape[0]])])
+    sums = all_reduce(sums)
+    mean_sum, sq_sum, count = sums[:-2], sums[-2], sums[-1]
+    return (sq_sum - mean_sum.dot(mean_sum) / count).clamp_min(1e-12).to(x.dtype)
+
+
+def dead_latent_selector(dead: torch.Tensor, k_aux: int):
+    """AuxK's rule: the k_aux largest pre-activations among the dead latents."""
+    dead_idx = dead.nonzero().squeeze(1)
+    width = min(k_aux, dead_idx.numel())
+
+    def select(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values, positions = pre[:, dead_idx].topk(width, dim=1, sorted=False)
+        return values, dead_idx[positions]
+
+    return select
+
+
+def sae_loss(
+    sae: SparseAutoencoder,
+    x: torch.Tensor,
+    *,
+    granularities: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    dead: torch.Tensor | None = None,
+    k_aux: int = 512,
+    auxk_alpha: float = 1 / 32,
+    all_reduce: AllReduce = _local,
+) -> LossParts:
+    """Σ_m c_m ||x - x̂_m||² / TV + α · AuxK, with one encode and one sparse decode.
+
+    `granularities` (sorted, last = N) selects the Matryoshka loss; None is plain
+    reconstruction. `dead` (bool [N]) enables AuxK over the dead latents.
+    """
+    x = x.to(sae.W_dec.dtype)
+    aux_select = None
+    if dead is not None and auxk_alpha > 0 and bool(dead.any()):
+        aux_select = dead_latent_selector(dead, k_aux)
+    code, aux_code = sae.encode_with(x, sae.select, aux_select)
+    tv = total_variance(x, all_reduce)
+
+    if granularities is None:
+        x_hat = sae.decode(code)
+        fvu = (x - x_hat).pow(2).sum() / tv
+        loss = fvu
+    else:
+        decode = prefix_decode_reference if sae.use_reference_kernels else prefix_decode
+        x_hats = decode(code.values, code.indices, sae.W_dec, granularities) + sae.b_dec
+        per_size = (x.unsqueeze(1) - x_hats).pow(2).sum(dim=(0, 2)) / tv
+        if weights is None:
+            weights = per_size.new_full(per_size.shape, 1.0 / per_size.numel())
+        loss = (weights * per_size).sum()
+        fvu = per_size[-1]
+        x_hat = x_hats[:, -1]
+
+    aux_loss = x.new_zeros(())
+    if aux_code is not None and aux_code.values.shape[1] > 0:
+        residual = (x - x_hat).detach()
+        residual_hat = sae.decode_latents(aux_code)
+        # Fewer dead latents than k_aux: shrink the term as Gao et al.'s reference does.
+        scale = min(1.0, aux_code.values.shape[1] / k_aux)
+        aux_loss = scale * (residual_hat - residual).pow(2).sum() / total_variance(
+            residual, all_reduce
+        )
+        loss = loss + auxk_alpha * aux_loss
+    return LossParts(loss, fvu.detach(), aux_loss.detach(), code)
+
+
+def sample_granularities(
+    num_latents: int, count: int, generator: torch.Generator
+) -> torch.Tensor:
+    """`count` distinct inner sizes drawn uniformly from 1..N-1, sorted, then N (SPEC §1)."""
+    count = min(count, num_latents - 1)
+    inner = torch.randperm(num_latents - 1, generator=generator)[:count] + 1
+    return torch.cat([inner.sort().values, torch.tensor([num_latents])])

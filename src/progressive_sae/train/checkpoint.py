@@ -1,0 +1,115 @@
+"""Resumable checkpoints: weights, optimizer, tracker and RNG state, written atomically.
+
+Layout of `<run>/checkpoints/step_00000100/`: cfg.json + sae.safetensors (a loadable SAE),
+optimizer.safetensors, trainer.safetensors and state.json. `<run>/checkpoints/LATEST` names
+the newest complete one; it is replaced only after that folder is fully written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from progressive_sae.atomic import atomic_directory, write_bytes_atomic
+from progressive_sae.errors import PSAEError
+from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.io import load_state_checked, read_config, read_tensors, write_sae_files
+
+LATEST = "LATEST"
+
+
+@dataclass
+class TrainingState:
+    """Everything besides the SAE's weights that an exact resume needs."""
+
+    step: int
+    tokens_since_fired: torch.Tensor
+    rng_state: torch.Tensor
+    info: dict[str, Any]
+    """JSON-able run facts: train config, d_in, matmul dtype, …"""
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            tensors[f"{names[id(param)]}.{key}"] = value.detach().cpu().contiguous()
+    return tensors
+
+
+def save_checkpoint(
+    run_dir: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer, state: TrainingState,
+    keep: int = 2,
+) -> Path:
+    folder = Path(run_dir) / "checkpoints" / f"step_{state.step:08d}"
+    names = {id(p): n for n, p in sae.named_parameters()}
+    with atomic_directory(folder, overwrite=True) as scratch:
+        write_sae_files(sae, scratch)
+        save_file(_optimizer_tensors(opt, names), str(scratch / "optimizer.safetensors"))
+        save_file(
+            {"tokens_since_fired": state.tokens_since_fired.cpu().contiguous(),
+             "rng_state": state.rng_state.contiguous()},
+            str(scratch / "trainer.safetensors"),
+        )
+        (scratch / "state.json").write_text(
+            json.dumps({"step": state.step, **state.info}, indent=2, sort_keys=True) + "\n"
+        )
+    write_bytes_atomic(folder.parent / LATEST, folder.name.encode())
+    _prune(folder.parent, keep)
+    return folder
+
+
+def _prune(checkpoints: Path, keep: int) -> None:
+    steps = sorted(p for p in checkpoints.glob("step_*") if p.is_dir())
+    for old in steps[: max(0, len(steps) - max(keep, 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = Path(run_dir) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    if not folder.is_dir():
+        raise PSAEError(f"{pointer} names {folder.name}, which is missing")
+    return folder
+
+
+def load_checkpoint(
+    folder: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer
+) -> TrainingState:
+    """Restore `sae` and `opt` in place from a checkpoint folder; return the rest."""
+    state_file = folder / "state.json"
+    try:
+        info = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        raise PSAEError(f"checkpoint {folder} lacks state.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PSAEError(f"{state_file} is not valid JSON ({err})") from None
+    cfg = read_config(folder)
+    if cfg.num_latents != sae.num_latents or cfg.d_in != sae.d_in:
+        raise PSAEError(
+            f"checkpoint {folder} holds an SAE of {cfg.num_latents} latents × {cfg.d_in}: "
+            f"expected {sae.num_latents} × {sae.d_in} from the run's config"
+        )
+    load_state_checked(sae, read_tensors(folder / "sae.safetensors"), str(folder))
+    opt_tensors = read_tensors(folder / "optimizer.safetensors")
+    trainer = read_tensors(folder / "trainer.safetensors")
+    for key in ("tokens_since_fired", "rng_state"):
+        if key not in trainer:
+            raise PSAEError(f"{folder / 'trainer.safetensors'} lacks {key!r}")
+    names = {n: p for n, p in sae.named_parameters()}
+    opt.state.clear()
+    for key, value in opt_tensors.items():
+        name, _, field = key.rpartition(".")
+        if name not in names:
+            raise PSAEError(f"{folder / 'optimizer.safetensors'} names unknown parameter {name!r}")
+        opt.state[names[name]][field] = value.to(names[name].device)
+    step = info.pop("step")
+    return TrainingState(step, trainer["tokens_since_fired"], trainer["rng_state"], info)

@@ -1,0 +1,302 @@
+"""The training loop. It sees activations only as tensors from a source in `data/`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from progressive_sae.data.batching import iterate_batches
+from progressive_sae.data.source import ActivationSource, IterableSource, as_source
+from progressive_sae.errors import PSAEError
+from progressive_sae.kernels import fast_matmul_dtype
+from progressive_sae.objectives import sae_loss, sample_granularities
+from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.config import SAEConfig
+from progressive_sae.sae.io import build_sae, save_sae
+from progressive_sae.train.checkpoint import (
+    TrainingState,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from progressive_sae.train.config import TrainConfig
+from progressive_sae.train.dead_latents import DeadLatentTracker
+from progressive_sae.train.distributed import Distributed
+from progressive_sae.train.init import geometric_median
+from progressive_sae.train.metrics_log import MetricsLog
+from progressive_sae.train.schedule import learning_rate
+
+FINAL_SAE = "sae"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports; the SAE itself is `Trainer.sae`."""
+
+    steps: int
+    tokens: int
+    fvu: float
+    """FVU of the last logged window of training batches."""
+    l0: float
+    dead_fraction: float
+    seconds: float
+    tokens_per_second: float
+    sae_path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Trainer:
+    """Trains one SAE on one activation source, with exact resume from checkpoints."""
+
+    def __init__(
+        self, cfg: TrainConfig, data: object, run_dir: str | Path | None = None,
+        resume: bool = False, progress: bool = True, dist: Distributed | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.source: ActivationSource | IterableSource = as_source(data)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self.dist = dist or Distributed.from_environment(cfg.device)
+        self.device = torch.device(cfg.device)
+        d_in = self._infer_d_in()
+        self.sae: SparseAutoencoder = build_sae(SAEConfig(
+            d_in=d_in, num_latents=cfg.num_latents, k=cfg.k, activation=cfg.activation,
+            granularities=cfg.granularities,
+            metadata={"train_config": cfg.to_dict()},
+        )).to(self.device)
+        self.sae.reset_parameters(torch.Generator().manual_seed(cfg.seed))
+        self.sae.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.sae.parameters(), lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+            weight_decay=cfg.weight_decay, fused=True,
+        )
+        self.tracker = DeadLatentTracker(cfg.num_latents, cfg.resolved_dead_tokens(), self.device)
+        self.rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step = 0
+        self.matmul_dtype = str(fast_matmul_dtype(self.device))
+        self._prepare_run_dir(resume)
+
+    # --- set-up ---------------------------------------------------------------------------
+    def _infer_d_in(self) -> int:
+        if isinstance(self.source, IterableSource):
+            if self.source.d_in is None:
+                first = next(iter(self.source), None)
+                if first is None:
+                    raise PSAEError("the activation source holds no rows")
+                self.source.d_in = first.shape[1]
+            return self.source.d_in
+        if len(self.source) == 0:
+            raise PSAEError("the activation source holds no rows")
+        return self.source.d_in
+
+    def _run_info(self) -> dict[str, Any]:
+        return {"train_config": self.cfg.to_dict(), "d_in": self.sae.d_in,
+                "matmul_dtype": self.matmul_dtype, "world": self.dist.world}
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        self.metrics = MetricsLog(
+            self.run_dir / METRICS_FILE if self.run_dir and self.dist.is_main else None,
+            self.cfg.wandb_project if self.dist.is_main else None, self.cfg.to_dict(),
+        )
+        if self.run_dir is None:
+            if resume:
+                raise PSAEError("resume needs a run directory")
+            self._initialise_b_dec()
+            return
+        checkpoint = latest_checkpoint(self.run_dir)
+        if resume:
+            if checkpoint is None:
+                raise PSAEError(f"{self.run_dir} has no checkpoint to resume from")
+            self._restore(checkpoint)
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise PSAEError(
+                f"{self.run_dir} already holds files; pass --resume to continue that run "
+                "or choose an empty directory"
+            )
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "train_config.json").write_text(
+                json.dumps(self._run_info(), indent=2) + "\n"
+            )
+        self._initialise_b_dec()
+
+    def _restore(self, folder: Path) -> None:
+        state = load_checkpoint(folder, self.sae, self.optimizer)
+        expected = self._run_info()
+        for key in ("train_config", "d_in", "world"):
+            if state.info.get(key) != expected[key]:
+                raise PSAEError(
+                    f"checkpoint {folder} was written with a different {key} "
+                    f"({state.info.get(key)!r}); resume with the run's original settings"
+                )
+        self.matmul_dtype = state.info.get("matmul_dtype", self.matmul_dtype)
+        self.step = state.step
+        self.tracker.tokens_since_fired.copy_(state.tokens_since_fired)
+        self.rng.set_state(state.rng_state)
+        self.metrics.truncate_after(self.step)
+
+    def _initialise_b_dec(self) -> None:
+        if self.cfg.b_dec_init == "zero":
+            return
+        rows, got = [], 0
+        for batch in iterate_batches(self.source, self.cfg.batch_size):
+            rows.append(batch)
+            got += batch.shape[0]
+            if got >= self.cfg.init_rows:
+                break
+        sample = torch.cat(rows)[: self.cfg.init_rows].to(self.device)
+        self._check_batch(sample, 0)
+        center = sample.mean(0) if self.cfg.b_dec_init == "mean" else geometric_median(sample)
+        with torch.no_grad():
+            self.sae.b_dec.copy_(center)
+
+    # --- the loop -------------------------------------------------------------------------
+    def _check_batch(self, x: torch.Tensor, step: int) -> None:
+        if x.ndim != 2 or x.shape[1] != self.sae.d_in:
+            raise PSAEError(
+                f"batch {step} has shape {tuple(x.shape)}: expected [n, d_in={self.sae.d_in}]"
+            )
+        if not torch.isfinite(x).all():
+            raise PSAEError(f"batch {step} holds NaN or Inf activations")
+
+    def _granularities(self) -> torch.Tensor | None:
+        if self.cfg.sampled_granularities:
+            return sample_granularities(
+                self.cfg.num_latents, self.cfg.sampled_granularities, self.rng
+            ).to(self.device)
+        if self.cfg.granularities is not None:
+            return torch.tensor(self.cfg.granularities, device=self.device)
+        return None
+
+    def fit(self) -> TrainResult:
+        cfg, sae = self.cfg, self.sae
+        total = cfg.total_steps
+        weights = (
+            torch.tensor(cfg.granularity_weights, device=self.device)
+            if cfg.granularity_weights is not None else None
+        )
+        k_aux = cfg.resolved_k_aux(sae.d_in)
+        batches = iterate_batches(
+            self.source, cfg.batch_size, self.step, self.dist.rank, self.dist.world
+        )
+        bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.dist.is_main),
+                   desc="train", unit="step", dynamic_ncols=True,
+                   mininterval=0.2 if sys.stderr.isatty() else 30.0)
+        sae.train()
+        window: list[tuple[float, float]] = []
+        started, start_step = time.perf_counter(), self.step
+        last = {"fvu": float("nan"), "l0": float("nan")}
+        while self.step < total:
+            x = next(batches, None)
+            if x is None:
+                raise PSAEError(
+                    f"the activation source ran out after {self.step} batches of "
+                    f"{cfg.batch_size}; total_tokens={cfg.total_tokens} needs {total}"
+                )
+            x = x.to(self.device, non_blocking=True)
+            self._check_batch(x, self.step)
+            lr = learning_rate(self.step, total, cfg.peak_lr, cfg.lr_warmup_steps,
+                               cfg.lr_decay_fraction)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            dead = self.tracker.dead_mask()
+            parts = sae_loss(
+                sae, x, granularities=self._granularities(), weights=weights,
+                dead=dead, k_aux=k_aux, auxk_alpha=cfg.auxk_alpha,
+                all_reduce=self.dist.all_reduce,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            self.dist.sum_gradients(list(sae.parameters()))
+            sae.project_decoder_grad()
+            self.optimizer.step()
+            sae.normalize_decoder()
+            fired = self.dist.all_reduce(self.tracker.fired_counts(parts.code))
+            self.tracker.update(fired, cfg.batch_size)
+            sae.observe_training_code(parts.code)
+            for buffer in sae.buffers():
+                self.dist.average_(buffer)
+            self.step += 1
+
+            stats = self.dist.all_reduce(torch.stack([
+                parts.fvu, parts.code.l0().float().sum(), parts.aux_loss,
+            ]).double())
+            fvu, l0 = float(stats[0]), float(stats[1]) / cfg.batch_size
+            window.append((fvu, l0))
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == total:
+                last = self._log(window, float(parts.loss.detach()), float(stats[2]), lr)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", fvu=f"{last['fvu']:.4f}",
+                                l0=f"{last['l0']:.1f}", dead=f"{last['dead_fraction']:.3f}")
+                window = []
+            if self.run_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        seconds = time.perf_counter() - started
+        sae_path = self._finish()
+        done = self.step - start_step
+        return TrainResult(
+            steps=self.step, tokens=self.step * cfg.batch_size, fvu=last["fvu"], l0=last["l0"],
+            dead_fraction=self.tracker.dead_fraction(), seconds=seconds,
+            tokens_per_second=done * cfg.batch_size / seconds if seconds > 0 else 0.0,
+            sae_path=sae_path,
+        )
+
+    def _log(self, window: list[tuple[float, float]], loss: float, aux: float,
+             lr: float) -> dict[str, float]:
+        record = {
+            "step": self.step, "tokens": self.step * self.cfg.batch_size, "loss": loss,
+            "fvu": sum(w[0] for w in window) / len(window),
+            "l0": sum(w[1] for w in window) / len(window),
+            "aux_loss": aux, "dead_fraction": self.tracker.dead_fraction(), "lr": lr,
+        }
+        if self.dist.is_main:
+            self.metrics.write(record)
+        return record
+
+    def save_checkpoint(self) -> Path | None:
+        if self.run_dir is None or not self.dist.is_main:
+            self.dist.barrier()
+            return None
+        folder = save_checkpoint(
+            self.run_dir, self.sae, self.optimizer,
+            TrainingState(self.step, self.tracker.tokens_since_fired, self.rng.get_state(),
+                          self._run_info()),
+            keep=self.cfg.keep_checkpoints,
+        )
+        self.dist.barrier()
+        return folder
+
+    def _finish(self) -> str | None:
+        self.metrics.close()
+        if self.run_dir is None:
+            return None
+        self.save_checkpoint()
+        if not self.dist.is_main:
+            return None
+        return str(save_sae(self.sae, self.run_dir / FINAL_SAE, overwrite=True))
+
+
+def train(
+    data: object, cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
+    resume: bool = False, progress: bool = True, **overrides: Any,
+) -> tuple[SparseAutoencoder, TrainResult]:
+    """Train an SAE on `data` (tensor, array, .npy path, source or iterable of tensors)."""
+    if cfg is None:
+        cfg = TrainConfig(**overrides)
+    elif overrides:
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
+    trainer = Trainer(cfg, data, run_dir=run_dir, resume=resume, progress=progress)
+    result = trainer.fit()
+    return trainer.sae, result
