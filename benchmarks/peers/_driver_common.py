@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import random
 import resource
@@ -86,6 +87,12 @@ class RowReader:
     Rows are read lazily, batch by batch and in file order, so that every
     library (and our own trainer) sees exactly the same token stream and no
     library gets to pre-load or shuffle the data.
+
+    Pages of the mapping are released (``MADV_DONTNEED``) once their rows have
+    been copied out. Resident file-backed pages count towards RSS, so without
+    this the peak RSS would grow by the size of the training file and report
+    the data set rather than the library's memory use. The page cache keeps
+    the data; only this process's mapping of it is dropped.
     """
 
     def __init__(self, path: Path, max_rows: int | None = None) -> None:
@@ -101,6 +108,12 @@ class RowReader:
                 f"{path} has {self.array.shape[0]} rows, {self.limit} needed"
             )
         self.cursor = 0
+        self.row_bytes = self.array.shape[1] * self.array.itemsize
+        # np.memmap maps from the allocation-granularity boundary below the
+        # .npy header, so the data starts this far into the mmap object.
+        self._mm: mmap.mmap | None = getattr(self.array, "_mmap", None)
+        self._data_start = self.array.offset % mmap.ALLOCATIONGRANULARITY
+        self._can_release = self._mm is not None and hasattr(mmap, "MADV_DONTNEED")
 
     @property
     def dim(self) -> int:
@@ -108,30 +121,57 @@ class RowReader:
 
     def take(self, n: int) -> torch.Tensor:
         """Return the next ``n`` rows as a fresh, contiguous fp32 tensor."""
-        end = self.cursor + n
+        start, end = self.cursor, self.cursor + n
         if end > self.limit:
             raise RuntimeError(
-                f"data exhausted: asked for rows {self.cursor}:{end} of {self.limit}"
+                f"data exhausted: asked for rows {start}:{end} of {self.limit}"
             )
         # np.array copies out of the page cache; the copy is part of a real
         # data pipeline, and torch must not keep a view into the mmap.
-        rows = torch.from_numpy(np.array(self.array[self.cursor : end], order="C"))
+        rows = torch.from_numpy(np.array(self.array[start:end], order="C"))
         self.cursor = end
+        self._release(start, end)
         return rows
+
+    def _release(self, start: int, end: int) -> None:
+        if not self._can_release:
+            return
+        assert self._mm is not None
+        lo = self._data_start + start * self.row_bytes
+        hi = self._data_start + end * self.row_bytes
+        lo -= lo % mmap.PAGESIZE  # madvise needs a page-aligned start
+        self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 class StepClock:
     """Records step boundaries; each driver calls :meth:`mark` once at the
-    start of its training loop and once at the end of every step."""
+    start of its training loop and once at the end of every step.
+
+    Besides wall time it records process CPU time (all threads): on a shared
+    machine another job inflates wall time but hardly CPU time, so the pair
+    tells a slow library from a contended measurement.
+    """
 
     def __init__(self) -> None:
         self.marks: list[float] = []
+        self.cpu_marks: list[float] = []
+        self.loadavg_start: tuple[float, float, float] | None = None
 
     def mark(self) -> None:
+        if not self.marks:
+            self.loadavg_start = os.getloadavg()
         self.marks.append(time.perf_counter())
+        self.cpu_marks.append(time.process_time())
+
+    @staticmethod
+    def _diffs_ms(marks: list[float]) -> list[float]:
+        return [1000.0 * (b - a) for a, b in zip(marks, marks[1:])]
 
     def durations_ms(self) -> list[float]:
-        return [1000.0 * (b - a) for a, b in zip(self.marks, self.marks[1:])]
+        return self._diffs_ms(self.marks)
+
+    def cpu_durations_ms(self) -> list[float]:
+        return self._diffs_ms(self.cpu_marks)
 
 
 @torch.no_grad()
@@ -172,7 +212,7 @@ def peak_rss_mb() -> float:
 
 
 def summarize(
-    step_ms: list[float],
+    clock: StepClock,
     batch_size: int,
     steps: int,
     fvu: float,
@@ -180,12 +220,14 @@ def summarize(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the result record shared by all drivers."""
+    step_ms = clock.durations_ms()
+    cpu_ms = clock.cpu_durations_ms()
     if len(step_ms) != steps:
         raise RuntimeError(f"timed {len(step_ms)} steps, expected {steps}")
     # With very short runs there is nothing left after the warm-up; fall back
     # to all steps rather than failing, and say so in the record.
-    timed = step_ms[WARMUP_STEPS:] or step_ms
-    med = statistics.median(timed)
+    skip = WARMUP_STEPS if steps > WARMUP_STEPS else 0
+    med = statistics.median(step_ms[skip:])
     return {
         "step_ms": med,
         "tokens_per_s": batch_size / (med / 1000.0),
@@ -195,12 +237,17 @@ def summarize(
         "tokens": steps * batch_size,
         "config": {
             **config,
-            "warmup_steps_excluded": len(step_ms) - len(timed),
+            "warmup_steps_excluded": skip,
             "torch_version": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "pid": os.getpid(),
         },
+        # Process CPU ms per step (all threads), median over the same steps.
+        "step_cpu_ms": statistics.median(cpu_ms[skip:]),
         "step_ms_all": [round(t, 3) for t in step_ms],
+        # 1/5/15-min load averages: >threads means others competed for CPUs.
+        "loadavg_start": list(clock.loadavg_start or ()),
+        "loadavg_end": list(os.getloadavg()),
         "extra": extra or {},
     }
 

@@ -155,7 +155,7 @@ def main() -> None:
         "threads": args.threads,
     }
     result = common.summarize(
-        clock.durations_ms(), B, S, fvu, config, extra={"fit_s": fit_s}
+        clock, B, S, fvu, config, extra={"fit_s": fit_s}
     )
     common.emit(result, args.out, stdout)
 

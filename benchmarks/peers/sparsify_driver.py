@@ -224,7 +224,7 @@ def main() -> None:
         "threads": args.threads,
     }
     result = common.summarize(
-        clock.durations_ms(),
+        clock,
         B,
         S,
         fvu_x,

@@ -17,7 +17,10 @@ def _parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise PSAEError(f"--set {text!r}: expected KEY=VALUE")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise PSAEError(f"--set {text!r}: the value is not valid YAML") from None
 
 
 def _int_list(text: str) -> list[int]:

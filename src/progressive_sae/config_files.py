@@ -56,6 +56,8 @@ def data_source(spec: Any, base: Path | None = None):
         raise PSAEError(f"data {str(spec)!r}: expected a .npy file or a YAML config with 'data'")
     if isinstance(spec, dict) and set(spec) == {"synthetic"}:
         fields = spec["synthetic"] or {}
+        if not isinstance(fields, dict):
+            raise PSAEError(f"synthetic data {fields!r}: expected a mapping of settings")
         allowed = set(SyntheticConfig.__dataclass_fields__)
         unknown = sorted(set(fields) - allowed)
         if unknown:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from progressive_sae.data.source import ActivationSource, IterableSource, as_source
+from progressive_sae.errors import PSAEError
 from progressive_sae.sae.base import SparseAutoencoder
 
 
@@ -31,8 +32,20 @@ class ReconstructionMetrics:
 
 
 def evaluation_batches(data: object, batch_size: int, max_rows: int | None = None):
-    """The evaluation set in order, in chunks of at most `batch_size` rows."""
-    source: ActivationSource | IterableSource = as_source(data)
+    """The evaluation set in order, in chunks of at most `batch_size` rows, checked finite."""
+    if max_rows is not None and max_rows <= 0:
+        raise PSAEError(f"max_rows={max_rows}: expected a positive integer")
+    seen = 0
+    for chunk in _chunks(as_source(data), batch_size, max_rows):
+        if not torch.isfinite(chunk).all():
+            raise PSAEError(
+                f"activation rows {seen}..{seen + chunk.shape[0] - 1} hold NaN or Inf values"
+            )
+        seen += chunk.shape[0]
+        yield chunk
+
+
+def _chunks(source: ActivationSource | IterableSource, batch_size: int, max_rows: int | None):
     if isinstance(source, IterableSource):
         seen = 0
         for chunk in source:
@@ -75,6 +88,8 @@ def evaluate_reconstruction(
         fired[code.indices[active].cpu()] = True
         rows += x.shape[0]
     sae.train(was_training)
+    if rows == 0:
+        raise PSAEError("no activations to evaluate on: expected at least one row")
     total_var = sum_sq - sum_x.dot(sum_x) / max(rows, 1)
     return ReconstructionMetrics(
         granularity=g, mode=mode, fvu=float(err / total_var), mse=float(err / max(rows, 1)),

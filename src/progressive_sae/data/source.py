@@ -68,6 +68,8 @@ class NpySource:
             )
         if not np.issubdtype(array.dtype, np.floating):
             raise PSAEError(f"{self.path} holds {array.dtype} values: expected floating point")
+        if array.shape[0] == 0:
+            raise PSAEError(f"{self.path} holds no rows (shape {array.shape}): expected ≥ 1")
         self.d_in = int(array.shape[1])
         self._len = int(array.shape[0])
 

@@ -9,7 +9,7 @@ generated block by block from (seed, block) so any row range is reproducible on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -48,6 +48,11 @@ class SyntheticConfig:
     """Seed for the features, probabilities and every row block."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value, real = getattr(self, f.name), isinstance(f.default, float)
+            if isinstance(value, bool) or not isinstance(value, (int, float) if real else int):
+                what = "a number" if real else "an integer"
+                raise PSAEError(f"synthetic {f.name}={value!r}: expected {what}")
         if self.d_in <= 0 or self.num_features <= 0 or self.num_rows <= 0:
             raise PSAEError("synthetic d_in, num_features and num_rows must be positive")
         if self.num_parents * (1 + self.children_per_parent) > self.num_features:

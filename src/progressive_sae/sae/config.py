@@ -45,6 +45,8 @@ class SAEConfig:
             )
         if self.granularities is not None:
             self.granularities = validate_granularities(self.granularities, self.num_latents)
+        if not isinstance(self.metadata, dict):
+            raise PSAEError(f"metadata={self.metadata!r}: expected a mapping")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,6 +67,8 @@ class SAEConfig:
 
 def validate_granularities(granularities: list[int], num_latents: int) -> list[int]:
     """Strictly increasing sizes in 1..N, ending at N (appended when missing)."""
+    if not isinstance(granularities, (list, tuple)):
+        raise PSAEError(f"granularities={granularities!r}: expected a list of integers")
     sizes = list(granularities)
     if not sizes or any(isinstance(m, bool) or not isinstance(m, int) for m in sizes):
         raise PSAEError(f"granularities={granularities!r}: expected a list of integers")

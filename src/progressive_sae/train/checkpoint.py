@@ -75,7 +75,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     pointer = Path(run_dir) / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
-    folder = pointer.parent / pointer.read_text().strip()
+    try:
+        folder = pointer.parent / pointer.read_text().strip()
+    except UnicodeDecodeError:
+        raise PSAEError(f"{pointer} is corrupt: expected the name of a checkpoint folder") from None
     if not folder.is_dir():
         raise PSAEError(f"{pointer} names {folder.name}, which is missing")
     return folder
@@ -92,6 +95,8 @@ def load_checkpoint(
         raise PSAEError(f"checkpoint {folder} lacks state.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PSAEError(f"{state_file} is not valid JSON ({err})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("step"), int):
+        raise PSAEError(f"{state_file}: expected a JSON object with an integer 'step'")
     cfg = read_config(folder)
     if cfg.num_latents != sae.num_latents or cfg.d_in != sae.d_in:
         raise PSAEError(
@@ -104,12 +109,14 @@ def load_checkpoint(
     for key in ("tokens_since_fired", "rng_state"):
         if key not in trainer:
             raise PSAEError(f"{folder / 'trainer.safetensors'} lacks {key!r}")
-    names = {n: p for n, p in sae.named_parameters()}
+    names = dict(sae.named_parameters())
+    unknown = sorted({key.rpartition(".")[0] for key in opt_tensors} - set(names))
+    if unknown:
+        raise PSAEError(f"{folder / 'optimizer.safetensors'} names unknown parameter {unknown[0]!r}")
     opt.state.clear()
-    for key, value in opt_tensors.items():
-        name, _, field = key.rpartition(".")
-        if name not in names:
-            raise PSAEError(f"{folder / 'optimizer.safetensors'} names unknown parameter {name!r}")
-        opt.state[names[name]][field] = value.to(names[name].device)
+    for name, param in names.items():  # parameter order, as a fresh optimizer would have it
+        for key, value in opt_tensors.items():
+            if key.rpartition(".")[0] == name:
+                opt.state[param][key.rpartition(".")[2]] = value.to(param.device)
     step = info.pop("step")
     return TrainingState(step, trainer["tokens_since_fired"], trainer["rng_state"], info)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from progressive_sae.errors import PSAEError
 from progressive_sae.sae.config import ACTIVATIONS, validate_granularities
+
+FIELD_KINDS = {"granularities": list, "granularity_weights": list, "lr": float, "k_aux": int,
+               "dead_tokens": int, "wandb_project": str}
+"""Kinds of the fields whose default is None (the others: the default's type)."""
+KIND_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list of numbers"}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -71,8 +83,11 @@ class TrainConfig:
     """Log to this Weights & Biases project as well (needs the wandb package)."""
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.activation not in ACTIVATIONS or self.activation == "jumprelu":
             raise PSAEError(f"activation={self.activation!r}: expected 'topk' or 'batchtopk'")
+        if self.num_latents <= 0:
+            raise PSAEError(f"num_latents={self.num_latents}: expected a positive integer")
         if not 0 < self.k < self.num_latents:
             raise PSAEError(f"k={self.k}: expected 0 < k < num_latents={self.num_latents}")
         if self.batch_size <= 0:
@@ -105,6 +120,39 @@ class TrainConfig:
             raise PSAEError(
                 f"b_dec_init={self.b_dec_init!r}: expected 'geometric_median', 'mean' or 'zero'"
             )
+        for name in ("log_every", "init_rows", "k_aux", "dead_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise PSAEError(f"{name}={value}: expected a positive integer")
+        for name in ("checkpoint_every", "lr_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise PSAEError(f"{name}={getattr(self, name)}: expected an integer ≥ 0")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise PSAEError(f"device={self.device!r}: expected 'cpu' or 'cuda'") from None
+        if device.type not in ("cpu", "cuda"):
+            raise PSAEError(f"device={self.device!r}: expected 'cpu' or 'cuda'")
+
+    def _check_types(self) -> None:
+        """Each field of the kind its default has; numbers written as text ('1e-3') are read."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            kind = FIELD_KINDS.get(f.name, type(f.default))
+            if kind is float and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+                    setattr(self, f.name, value)
+            if kind is list:
+                ok = isinstance(value, (list, tuple)) and all(map(_is_number, value))
+            elif kind is float:
+                ok = _is_number(value)
+            else:
+                ok = isinstance(value, kind) and not isinstance(value, bool)
+            if not ok:
+                raise PSAEError(f"{f.name}={value!r}: expected {KIND_NAMES[kind]}")
 
     @property
     def total_steps(self) -> int:
@@ -132,7 +180,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise PSAEError(f"unknown key {unknown[0]!r} in {source}; expected one of {sorted(known)}")
+            raise PSAEError(
+                f"unknown key {unknown[0]!r} in {source}; expected one of {sorted(known)}"
+            )
         try:
             return cls(**data)
         except TypeError as err:

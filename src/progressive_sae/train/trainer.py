@@ -66,6 +66,8 @@ class Trainer:
         self.source: ActivationSource | IterableSource = as_source(data)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
+        if torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
+            raise PSAEError(f"device={cfg.device!r}: CUDA is not available here; use 'cpu'")
         self.dist = dist or Distributed.from_environment(cfg.device)
         self.device = torch.device(cfg.device)
         d_in = self._infer_d_in()
@@ -113,6 +115,8 @@ class Trainer:
                 raise PSAEError("resume needs a run directory")
             self._initialise_b_dec()
             return
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise PSAEError(f"{self.run_dir} is a file: expected a run directory")
         checkpoint = latest_checkpoint(self.run_dir)
         if resume:
             if checkpoint is None:
@@ -124,21 +128,26 @@ class Trainer:
                 f"{self.run_dir} already holds files; pass --resume to continue that run "
                 "or choose an empty directory"
             )
+        self._initialise_b_dec()  # reads and checks the first rows before anything is written
+        self.dist.barrier()  # every rank has checked the directory before rank 0 writes into it
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "train_config.json").write_text(
                 json.dumps(self._run_info(), indent=2) + "\n"
             )
-        self._initialise_b_dec()
 
     def _restore(self, folder: Path) -> None:
         state = load_checkpoint(folder, self.sae, self.optimizer)
         expected = self._run_info()
-        for key in ("train_config", "d_in", "world"):
-            if state.info.get(key) != expected[key]:
+        saved_cfg = state.info.get("train_config")
+        saved = {**(saved_cfg if isinstance(saved_cfg, dict) else {}),
+                 "d_in": state.info.get("d_in"), "world": state.info.get("world")}
+        wanted = {**expected["train_config"], "d_in": expected["d_in"], "world": expected["world"]}
+        for key in sorted(set(saved) | set(wanted)):
+            if saved.get(key) != wanted.get(key):
                 raise PSAEError(
-                    f"checkpoint {folder} was written with a different {key} "
-                    f"({state.info.get(key)!r}); resume with the run's original settings"
+                    f"checkpoint {folder} was written with {key}={saved.get(key)!r}, not "
+                    f"{wanted.get(key)!r}; resume with the run's original settings"
                 )
         self.matmul_dtype = state.info.get("matmul_dtype", self.matmul_dtype)
         self.step = state.step

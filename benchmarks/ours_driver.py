@@ -1,0 +1,72 @@
+"""Train progressive_sae on the benchmark's .npy activations and report step time, RSS, FVU.
+
+Same command line and JSON record as the peer drivers (peers/_driver_common.py), so all
+three libraries read the same rows in the same order and are scored by the same FVU code.
+Run in its own process so that its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+import _driver_common as common  # noqa: E402
+
+
+class TimedRows:
+    """An ActivationSource over the .npy file that marks the clock at every batch read.
+
+    The trainer reads batch i+1 right after finishing step i, so the gaps between reads
+    are whole steps (data read included, as for the peers).
+    """
+
+    def __init__(self, reader: common.RowReader, clock: common.StepClock) -> None:
+        self.reader, self.clock = reader, clock
+        self.d_in = reader.dim
+
+    def __len__(self) -> int:
+        return self.reader.limit
+
+    def rows(self, start: int, stop: int):
+        self.clock.mark()
+        self.reader.cursor = start
+        return self.reader.take(stop - start)
+
+
+def main() -> None:
+    parser = common.build_parser(__doc__)
+    parser.add_argument("--granularities", default="", help="Matryoshka sizes, comma-separated")
+    parser.add_argument("--lr", type=float, default=None, help="override the default lr")
+    args = parser.parse_args()
+    stdout = common.claim_stdout()
+    common.seed_and_threads(args.seed, args.threads)
+
+    from progressive_sae import TrainConfig, Trainer
+
+    granularities = [int(g) for g in args.granularities.split(",") if g] or None
+    cfg = TrainConfig(
+        num_latents=args.num_latents, k=args.k, batch_size=args.batch_size,
+        total_tokens=args.batch_size * args.steps, granularities=granularities, lr=args.lr,
+        seed=args.seed, b_dec_init="geometric_median",
+    )
+    clock = common.StepClock()
+    source = TimedRows(common.RowReader(args.train, args.batch_size * args.steps), clock)
+    trainer = Trainer(cfg, source, progress=False)
+    clock.marks.clear()  # b_dec initialisation read rows too; time only the loop
+    trainer.fit()
+    clock.mark()  # end of the last step
+    step_ms = clock.durations_ms()
+
+    sae = trainer.sae.eval()
+    fvu = common.eval_fvu(lambda x: sae(x), args.eval, args.eval_chunk)
+    result = common.summarize(
+        step_ms, args.batch_size, args.steps, fvu,
+        {"library": "progressive_sae", "granularities": granularities, "lr": cfg.peak_lr,
+         "matmul_dtype": trainer.matmul_dtype},
+    )
+    common.emit(result, args.out, stdout)
+
+
+if __name__ == "__main__":
+    main()
