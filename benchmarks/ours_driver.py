@@ -38,6 +38,7 @@ def main() -> None:
     parser = common.build_parser(__doc__)
     parser.add_argument("--granularities", default="", help="Matryoshka sizes, comma-separated")
     parser.add_argument("--lr", type=float, default=None, help="override the default lr")
+    parser.add_argument("--warmup", type=int, default=None, help="override the warm-up steps")
     args = parser.parse_args()
     stdout = common.claim_stdout()
     common.seed_and_threads(args.seed, args.threads)
@@ -48,22 +49,24 @@ def main() -> None:
     cfg = TrainConfig(
         num_latents=args.num_latents, k=args.k, batch_size=args.batch_size,
         total_tokens=args.batch_size * args.steps, granularities=granularities, lr=args.lr,
-        seed=args.seed, b_dec_init="geometric_median",
+        seed=args.seed,
+        **({"lr_warmup_steps": args.warmup} if args.warmup is not None else {}),
     )
     clock = common.StepClock()
     source = TimedRows(common.RowReader(args.train, args.batch_size * args.steps), clock)
     trainer = Trainer(cfg, source, progress=False)
-    clock.marks.clear()  # b_dec initialisation read rows too; time only the loop
+    clock.reset()  # b_dec initialisation read rows too; time only the loop
     trainer.fit()
-    clock.mark()  # end of the last step
-    step_ms = clock.durations_ms()
+    clock.mark()  # end of the last step (fit has no run dir, so nothing is saved after it)
+    peak_rss = common.peak_rss_mb()
 
     sae = trainer.sae.eval()
     fvu = common.eval_fvu(lambda x: sae(x), args.eval, args.eval_chunk)
     result = common.summarize(
-        step_ms, args.batch_size, args.steps, fvu,
+        clock, args.batch_size, args.steps, fvu,
         {"library": "progressive_sae", "granularities": granularities, "lr": cfg.peak_lr,
          "matmul_dtype": trainer.matmul_dtype},
+        peak_rss=peak_rss,
     )
     common.emit(result, args.out, stdout)
 

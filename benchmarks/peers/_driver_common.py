@@ -46,9 +46,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
-    p.add_argument(
-        "--eval-chunk", type=int, default=2048, help="rows per FVU forward pass"
-    )
+    p.add_argument("--eval-chunk", type=int, default=2048, help="rows per FVU forward pass")
     return p
 
 
@@ -99,14 +97,11 @@ class RowReader:
         self.array = np.load(path, mmap_mode="r")
         if self.array.ndim != 2 or self.array.dtype != np.float32:
             raise ValueError(
-                f"{path}: expected a 2-D float32 array, got "
-                f"{self.array.dtype} {self.array.shape}"
+                f"{path}: expected a 2-D float32 array, got {self.array.dtype} {self.array.shape}"
             )
         self.limit = self.array.shape[0] if max_rows is None else max_rows
         if self.limit > self.array.shape[0]:
-            raise ValueError(
-                f"{path} has {self.array.shape[0]} rows, {self.limit} needed"
-            )
+            raise ValueError(f"{path} has {self.array.shape[0]} rows, {self.limit} needed")
         self.cursor = 0
         self.row_bytes = self.array.shape[1] * self.array.itemsize
         # np.memmap maps from the allocation-granularity boundary below the
@@ -123,9 +118,7 @@ class RowReader:
         """Return the next ``n`` rows as a fresh, contiguous fp32 tensor."""
         start, end = self.cursor, self.cursor + n
         if end > self.limit:
-            raise RuntimeError(
-                f"data exhausted: asked for rows {start}:{end} of {self.limit}"
-            )
+            raise RuntimeError(f"data exhausted: asked for rows {start}:{end} of {self.limit}")
         # np.array copies out of the page cache; the copy is part of a real
         # data pipeline, and torch must not keep a view into the mmap.
         rows = torch.from_numpy(np.array(self.array[start:end], order="C"))
@@ -153,25 +146,30 @@ class StepClock:
     """
 
     def __init__(self) -> None:
-        self.marks: list[float] = []
-        self.cpu_marks: list[float] = []
+        # (wall, cpu) pairs in one list, so that ``marks.clear()`` (used to
+        # drop setup reads) can never leave the two series out of step.
+        self.marks: list[tuple[float, float]] = []
         self.loadavg_start: tuple[float, float, float] | None = None
 
     def mark(self) -> None:
         if not self.marks:
             self.loadavg_start = os.getloadavg()
-        self.marks.append(time.perf_counter())
-        self.cpu_marks.append(time.process_time())
+        self.marks.append((time.perf_counter(), time.process_time()))
 
-    @staticmethod
-    def _diffs_ms(marks: list[float]) -> list[float]:
-        return [1000.0 * (b - a) for a, b in zip(marks, marks[1:])]
+    def reset(self) -> None:
+        self.marks.clear()
+        self.loadavg_start = None
+
+    def _diffs_ms(self, which: int) -> list[float]:
+        return [1000.0 * (b[which] - a[which]) for a, b in zip(self.marks, self.marks[1:])]
 
     def durations_ms(self) -> list[float]:
-        return self._diffs_ms(self.marks)
+        """Wall-clock ms of each step."""
+        return self._diffs_ms(0)
 
     def cpu_durations_ms(self) -> list[float]:
-        return self._diffs_ms(self.cpu_marks)
+        """Process CPU ms (all threads) of each step."""
+        return self._diffs_ms(1)
 
 
 @torch.no_grad()
@@ -207,31 +205,47 @@ def eval_fvu(
 
 
 def peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
+    """High-water RSS of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb() -> float:
+    """RSS right now; taken before training it is the import/setup baseline."""
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * mmap.PAGESIZE / 2**20
+
+
 def summarize(
-    clock: StepClock,
+    timing: StepClock | list[float],
     batch_size: int,
     steps: int,
     fvu: float,
     config: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    *,
+    peak_rss: float | None = None,
 ) -> dict[str, Any]:
-    """Build the result record shared by all drivers."""
-    step_ms = clock.durations_ms()
-    cpu_ms = clock.cpu_durations_ms()
+    """Build the result record shared by all drivers.
+
+    ``timing`` is the StepClock (preferred: it also yields CPU time and load)
+    or a plain list of per-step wall ms. ``peak_rss`` should be
+    :func:`peak_rss_mb` taken right after training, so that the FVU
+    evaluation's buffers are not charged to the trainer; if omitted, the
+    high-water mark at the time of this call is used.
+    """
+    clock = timing if isinstance(timing, StepClock) else None
+    step_ms = clock.durations_ms() if clock else list(timing)  # type: ignore[arg-type]
     if len(step_ms) != steps:
         raise RuntimeError(f"timed {len(step_ms)} steps, expected {steps}")
     # With very short runs there is nothing left after the warm-up; fall back
     # to all steps rather than failing, and say so in the record.
     skip = WARMUP_STEPS if steps > WARMUP_STEPS else 0
     med = statistics.median(step_ms[skip:])
-    return {
+    result: dict[str, Any] = {
         "step_ms": med,
         "tokens_per_s": batch_size / (med / 1000.0),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss if peak_rss is not None else peak_rss_mb(),
         "fvu": fvu,
         "steps": steps,
         "tokens": steps * batch_size,
@@ -242,14 +256,17 @@ def summarize(
             "torch_threads": torch.get_num_threads(),
             "pid": os.getpid(),
         },
-        # Process CPU ms per step (all threads), median over the same steps.
-        "step_cpu_ms": statistics.median(cpu_ms[skip:]),
         "step_ms_all": [round(t, 3) for t in step_ms],
-        # 1/5/15-min load averages: >threads means others competed for CPUs.
-        "loadavg_start": list(clock.loadavg_start or ()),
-        "loadavg_end": list(os.getloadavg()),
         "extra": extra or {},
     }
+    if clock:
+        # Process CPU ms per step (all threads), median over the same steps.
+        result["step_cpu_ms"] = statistics.median(clock.cpu_durations_ms()[skip:])
+        # 1/5/15-min load averages: above the thread count means other jobs
+        # competed for the CPUs and step_ms is inflated.
+        result["loadavg_start"] = list(clock.loadavg_start or ())
+    result["loadavg_end"] = list(os.getloadavg())
+    return result
 
 
 def emit(result: dict[str, Any], out: Path, stdout: TextIO) -> None:

@@ -37,7 +37,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import _driver_common as common
-
 import torch
 
 
@@ -48,9 +47,7 @@ class ActivationIterator(Iterator[torch.Tensor]):
     of the first iteration of ``SAETrainer.fit``'s training loop.
     """
 
-    def __init__(
-        self, reader: common.RowReader, batch_size: int, clock: common.StepClock
-    ) -> None:
+    def __init__(self, reader: common.RowReader, batch_size: int, clock: common.StepClock) -> None:
         self.reader = reader
         self.batch_size = batch_size
         self.clock = clock
@@ -75,9 +72,7 @@ def main() -> None:
     reader = common.RowReader(args.train, max_rows=S * B)
     clock = common.StepClock()
 
-    sae_cfg = TopKTrainingSAEConfig(
-        d_in=reader.dim, d_sae=args.num_latents, k=args.k, device="cpu"
-    )
+    sae_cfg = TopKTrainingSAEConfig(d_in=reader.dim, d_sae=args.num_latents, k=args.k, device="cpu")
     torch.manual_seed(args.seed)  # SAE init (kaiming_uniform) draws from here
     sae = TopKTrainingSAE(sae_cfg)
 
@@ -114,9 +109,11 @@ def main() -> None:
     trainer._update_pbar = timed_update_pbar  # type: ignore[method-assign]
 
     common.log(f"SAELens {S} steps x {B} tokens")
+    rss_before = common.current_rss_mb()
     t0 = time.perf_counter()
     sae = trainer.fit()
     fit_s = time.perf_counter() - t0
+    peak_rss = common.peak_rss_mb()
 
     if reader.cursor != S * B:
         raise RuntimeError(f"SAELens consumed {reader.cursor} rows, not {S * B}")
@@ -155,7 +152,13 @@ def main() -> None:
         "threads": args.threads,
     }
     result = common.summarize(
-        clock, B, S, fvu, config, extra={"fit_s": fit_s}
+        clock,
+        B,
+        S,
+        fvu,
+        config,
+        extra={"fit_s": fit_s, "rss_before_fit_mb": rss_before},
+        peak_rss=peak_rss,
     )
     common.emit(result, args.out, stdout)
 

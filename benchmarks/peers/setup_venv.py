@@ -131,8 +131,9 @@ def main() -> None:
     # No argparse default/choices here: with nargs="*" argparse validates a
     # list default against the choices as a whole and rejects it.
     p.add_argument("peers", nargs="*", help=f"any of {list(PEER_REQUIREMENTS)} (default: all)")
-    p.add_argument("--root", type=Path,
-                   default=Path(tempfile.gettempdir()) / "progressive_sae_peers")
+    p.add_argument(
+        "--root", type=Path, default=Path(tempfile.gettempdir()) / "progressive_sae_peers"
+    )
     args = p.parse_args()
     unknown = set(args.peers) - set(PEER_REQUIREMENTS)
     if unknown:

@@ -40,11 +40,9 @@ import math
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import _driver_common as common
-
 import torch
 from torch import nn
 
@@ -176,9 +174,11 @@ def main() -> None:
         )
         trainer = Trainer(cfg, dataset, model)  # type: ignore[arg-type]
         common.log(f"sparsify {S} steps x {B} tokens ({seqs_per_batch} x {ctx})")
+        rss_before = common.current_rss_mb()
         t0 = time.perf_counter()
         trainer.fit()  # ends with a checkpoint save into save_dir
         fit_s = time.perf_counter() - t0
+        peak_rss = common.peak_rss_mb()
 
     if reader.cursor != S * B:
         raise RuntimeError(f"sparsify consumed {reader.cursor} rows, not {S * B}")
@@ -210,7 +210,9 @@ def main() -> None:
         "schedulefree_momentum": optimizer.momentum,
         "lr": group["lr"],
         "lr_warmup_steps": cfg.lr_warmup_steps,
+        # signum creates no scheduler, so the warm-up above is never applied.
         "lr_schedulers": len(trainer.lr_schedulers),
+        "lr_warmup_applied": bool(trainer.lr_schedulers),
         "loss_fn": cfg.loss_fn,
         "auxk_alpha": cfg.auxk_alpha,
         "normalize_decoder": cfg.sae.normalize_decoder,
@@ -229,7 +231,12 @@ def main() -> None:
         S,
         fvu_x,
         config,
-        extra={"fvu_train_mode_y": fvu_y, "fit_s": fit_s},
+        extra={
+            "fvu_train_mode_y": fvu_y,
+            "fit_s": fit_s,
+            "rss_before_fit_mb": rss_before,
+        },
+        peak_rss=peak_rss,
     )
     common.emit(result, args.out, stdout)
 

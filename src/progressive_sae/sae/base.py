@@ -107,7 +107,9 @@ class SparseAutoencoder(nn.Module):
         self.check_input(x)
         n = num_latents or self.num_latents
         x_c = x.to(self.W_enc.dtype) - self.b_dec
-        W_enc, b_enc = self.W_enc[:n], self.b_enc[:n]
+        W_enc, b_enc = self.W_enc, self.b_enc
+        if n < self.num_latents:  # a full slice would cost a dense N×d gradient copy
+            W_enc, b_enc = W_enc[:n], b_enc[:n]
         if self.use_reference_kernels:
             v, i, av, ai = sparse_encode_reference(x_c, W_enc, b_enc, select, aux_select)
         else:

@@ -17,6 +17,7 @@ from progressive_sae.data.source import ActivationSource, IterableSource, as_sou
 from progressive_sae.errors import PSAEError
 from progressive_sae.kernels import fast_matmul_dtype
 from progressive_sae.objectives import sae_loss, sample_granularities
+from progressive_sae.runtime import reuse_large_allocations
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
 from progressive_sae.sae.io import build_sae, save_sae
@@ -70,6 +71,8 @@ class Trainer:
             raise PSAEError(f"device={cfg.device!r}: CUDA is not available here; use 'cpu'")
         self.dist = dist or Distributed.from_environment(cfg.device)
         self.device = torch.device(cfg.device)
+        if self.device.type == "cpu":
+            reuse_large_allocations()
         d_in = self._infer_d_in()
         self.sae: SparseAutoencoder = build_sae(SAEConfig(
             d_in=d_in, num_latents=cfg.num_latents, k=cfg.k, activation=cfg.activation,
