@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from progressive_sae.kernels import prefix_decode, prefix_decode_reference
+from progressive_sae.kernels import nested_squared_errors, nested_squared_errors_reference
 from progressive_sae.sae.base import SparseAutoencoder, SparseCode
 
 AllReduce = Callable[[torch.Tensor], torch.Tensor]
@@ -78,22 +78,24 @@ def sae_loss(
     tv = total_variance(x, all_reduce)
 
     if granularities is None:
-        x_hat = sae.decode(code)
-        fvu = (x - x_hat).pow(2).sum() / tv
+        error = x - sae.decode(code)
+        fvu = error.pow(2).sum() / tv
         loss = fvu
+        residual = error.detach()
     else:
-        decode = prefix_decode_reference if sae.use_reference_kernels else prefix_decode
-        x_hats = decode(code.values, code.indices, sae.W_dec, granularities) + sae.b_dec
-        per_size = (x.unsqueeze(1) - x_hats).pow(2).sum(dim=(0, 2)) / tv
+        errors = (
+            nested_squared_errors_reference if sae.use_reference_kernels
+            else nested_squared_errors
+        )
+        sq, residual = errors(code.values, code.indices, sae.W_dec, granularities, x - sae.b_dec)
+        per_size = sq / tv
         if weights is None:
             weights = per_size.new_full(per_size.shape, 1.0 / per_size.numel())
         loss = (weights * per_size).sum()
         fvu = per_size[-1]
-        x_hat = x_hats[:, -1]
 
     aux_loss = x.new_zeros(())
     if aux_code is not None and aux_code.values.shape[1] > 0:
-        residual = (x - x_hat).detach()
         residual_hat = sae.decode_latents(aux_code)
         # Fewer dead latents than k_aux: shrink the term as Gao et al.'s reference does.
         scale = min(1.0, aux_code.values.shape[1] / k_aux)

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from progressive_sae.kernels import (
+    nested_squared_errors,
+    nested_squared_errors_reference,
     prefix_decode,
     prefix_decode_reference,
     sparse_decode,
@@ -109,3 +111,46 @@ def test_batch_topk_select_keeps_exactly_k_times_batch_largest():
     expected_cut = pre.flatten().topk(4 * 32).values.min()
     assert (kept != 0).sum() == 4 * 32
     assert torch.equal(kept != 0, pre >= expected_cut)
+
+
+def test_bf16_selection_keeps_fp32_values_and_gradients():
+    """The bf16 matmul only chooses latents; values and gradients are the fp32 reference's."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(B, D, generator=g)
+    W = torch.randn(N, D, generator=g)
+    b = torch.randn(N, generator=g) * 0.1
+    bf16_pre = (x.bfloat16() @ W.bfloat16().t() + b.bfloat16()).float()
+    chosen = bf16_pre.topk(K, dim=1).indices
+
+    def select_as_bf16_did(pre):  # the reference must pick the same latents
+        return torch.gather(pre, 1, chosen), chosen
+
+    results = []
+    for encode, kwargs in ((sparse_encode, {"matmul_dtype": torch.bfloat16}),
+                           (sparse_encode_reference, {})):
+        w = W.clone().requires_grad_()
+        select = (lambda p: topk_select(p, K)) if kwargs else select_as_bf16_did
+        v, i, _, _ = encode(x, w, b, select, **kwargs)
+        (v * (i % 7).float()).sum().backward()  # independent of entry order
+        order = torch.argsort(i, dim=1)
+        results.append((torch.gather(v, 1, order), torch.gather(i, 1, order), w.grad))
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref)
+
+
+@pytest.mark.parametrize("granularities", [[N], [8, 24, 48, N], [5, 90]])
+def test_nested_squared_errors_match_dense_reconstructions(granularities):
+    g = torch.Generator().manual_seed(6)
+    values, indices = random_code(g)
+    W = torch.randn(N, D, generator=g)
+    target = torch.randn(B, D, generator=g)
+    sizes = torch.tensor(granularities)
+    weights = torch.rand(len(granularities), generator=g)
+    results = []
+    for errors in (nested_squared_errors, nested_squared_errors_reference):
+        v, w, t = (a.clone().requires_grad_() for a in (values, W, target))
+        sq, residual = errors(v, indices, w, sizes, t)
+        (weights * sq).sum().backward()
+        results.append((sq, residual, v.grad, w.grad, t.grad))
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)

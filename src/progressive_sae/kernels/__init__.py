@@ -2,18 +2,26 @@
 
 * `sparse_decode` / `sparse_decode_reference`: x̂ = zᵀ W_dec from a sparse code.
 * `prefix_decode` / `prefix_decode_reference`: every Matryoshka reconstruction from one
-  sparse decode with running sums over the groups.
+  sparse decode with running sums over the groups; `nested_squared_errors` streams their
+  squared errors (the Matryoshka loss) without materialising the B × |M| × d reconstructions.
 * `sparse_encode` / `sparse_encode_reference`: one dense encode, an activation rule, and a
   backward pass that touches only the selected latents of each input.
 """
 
 from progressive_sae.kernels.encoder_backward import sparse_encode, sparse_encode_reference
 from progressive_sae.kernels.precision import fast_matmul_dtype
-from progressive_sae.kernels.prefix_decode import prefix_decode, prefix_decode_reference
+from progressive_sae.kernels.prefix_decode import (
+    nested_squared_errors,
+    nested_squared_errors_reference,
+    prefix_decode,
+    prefix_decode_reference,
+)
 from progressive_sae.kernels.sparse_decode import sparse_decode, sparse_decode_reference
 
 __all__ = [
     "fast_matmul_dtype",
+    "nested_squared_errors",
+    "nested_squared_errors_reference",
     "prefix_decode",
     "prefix_decode_reference",
     "sparse_decode",

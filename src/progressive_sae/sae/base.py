@@ -58,6 +58,8 @@ class SparseAutoencoder(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.use_reference_kernels = False
         """Route encode/decode through the plain dense references (for tests)."""
+        self.selection_dtype: torch.dtype | None = None
+        """Dtype of the dense encode matmul that selects latents; None = fastest here."""
         self.reset_parameters()
 
     # --- construction -------------------------------------------------------------------
@@ -114,7 +116,8 @@ class SparseAutoencoder(nn.Module):
             v, i, av, ai = sparse_encode_reference(x_c, W_enc, b_enc, select, aux_select)
         else:
             v, i, av, ai = sparse_encode(
-                x_c, W_enc, b_enc, select, aux_select, fast_matmul_dtype(x.device)
+                x_c, W_enc, b_enc, select, aux_select,
+                self.selection_dtype or fast_matmul_dtype(x.device),
             )
         aux = SparseCode(av, ai) if av is not None else None
         return SparseCode(v, i), aux

@@ -23,6 +23,9 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MATMUL_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one SAE training run."""
@@ -79,6 +82,9 @@ class TrainConfig:
     """Most recent checkpoints kept on disk."""
     device: str = "cpu"
     """'cpu' or 'cuda'."""
+    matmul_dtype: str = "auto"
+    """Dtype of the dense encode matmul: 'auto' (bf16 where native, else fp32), 'float32'
+    or 'bfloat16'. Selected latents' values and all gradients are fp32 either way."""
     wandb_project: str | None = None
     """Log to this Weights & Biases project as well (needs the wandb package)."""
 
@@ -127,6 +133,10 @@ class TrainConfig:
         for name in ("checkpoint_every", "lr_warmup_steps"):
             if getattr(self, name) < 0:
                 raise PSAEError(f"{name}={getattr(self, name)}: expected an integer ≥ 0")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise PSAEError(
+                f"matmul_dtype={self.matmul_dtype!r}: expected one of {list(MATMUL_DTYPES)}"
+            )
         try:
             device = torch.device(self.device)
         except RuntimeError:

@@ -27,7 +27,7 @@ from progressive_sae.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from progressive_sae.train.config import TrainConfig
+from progressive_sae.train.config import MATMUL_DTYPES, TrainConfig
 from progressive_sae.train.dead_latents import DeadLatentTracker
 from progressive_sae.train.distributed import Distributed
 from progressive_sae.train.init import geometric_median
@@ -88,7 +88,9 @@ class Trainer:
         self.tracker = DeadLatentTracker(cfg.num_latents, cfg.resolved_dead_tokens(), self.device)
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
-        self.matmul_dtype = str(fast_matmul_dtype(self.device))
+        chosen = MATMUL_DTYPES[cfg.matmul_dtype] or fast_matmul_dtype(self.device)
+        self.matmul_dtype = str(chosen).removeprefix("torch.")
+        self.sae.selection_dtype = chosen
         self._prepare_run_dir(resume)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -153,6 +155,7 @@ class Trainer:
                     f"{wanted.get(key)!r}; resume with the run's original settings"
                 )
         self.matmul_dtype = state.info.get("matmul_dtype", self.matmul_dtype)
+        self.sae.selection_dtype = getattr(torch, self.matmul_dtype)
         self.step = state.step
         self.tracker.tokens_since_fired.copy_(state.tokens_since_fired)
         self.rng.set_state(state.rng_state)
