@@ -102,7 +102,7 @@ def run_driver(python: Path, script: Path, train: Path, held: Path, steps: int, 
            "--num-latents", str(N), "--k", str(K), "--batch-size", str(B),
            "--steps", str(steps), "--threads", "2", "--out", str(out), *(extra or [])]
     print("$", " ".join(cmd[1:3]), "…", flush=True)
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{script.name} failed:\n{done.stderr[-4000:]}")
     return json.loads(out.read_text())

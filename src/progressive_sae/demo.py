@@ -37,7 +37,7 @@ class DemoConfig:
     """Active latents per input."""
     batch_size: int = 2048
     """Tokens per step."""
-    steps: int = 250
+    steps: int = 200
     """Training steps per SAE."""
     eval_rows: int = 16384
     """Held-out rows for evaluation and ranking."""

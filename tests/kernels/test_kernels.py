@@ -80,7 +80,8 @@ def test_sparse_encode_values_and_gradients_match_reference(rule, with_aux):
     x = torch.randn(B, D, generator=g)
     W = torch.randn(N, D, generator=g)
     b = torch.randn(N, generator=g) * 0.1
-    select = (lambda p: topk_select(p, K)) if rule == "topk" else (lambda p: batch_topk_select(p, K))
+    rule_fn = topk_select if rule == "topk" else batch_topk_select
+    select = lambda p: rule_fn(p, K)  # noqa: E731
     dead = torch.zeros(N, dtype=torch.bool)
     dead[::3] = True
     dead_idx = dead.nonzero().squeeze(1)

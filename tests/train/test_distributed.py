@@ -27,8 +27,9 @@ def test_two_processes_match_one_process(synthetic, tmp_path):
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "progressive_sae.cli", "train", "--data", str(data), "--out", str(tmp_path / "two"),
-           "--num-latents", "64", "--k", "4", "--batch-size", "256", "--total-tokens", str(256 * 12),
+           "-m", "progressive_sae.cli", "train", "--data", str(data),
+           "--out", str(tmp_path / "two"), "--num-latents", "64", "--k", "4",
+           "--batch-size", "256", "--total-tokens", str(256 * 12),
            "--granularities", "16,32", "--set", "dead_tokens=512", "--set", "lr_warmup_steps=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

@@ -84,7 +84,8 @@ def test_resume_after_interruption_is_bitwise_equal(synthetic, tmp_path, monkeyp
         assert ref_state.keys() == res_state.keys()
         for key in ref_state:
             assert torch.equal(ref_state[key], res_state[key]), (name, key)
-    lines = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    lines = [json.loads(line) for line in cut_log]
     assert [r["step"] for r in lines] == list(range(2, 25, 2))
     whole = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["fvu"] for line in whole] == [r["fvu"] for r in lines]

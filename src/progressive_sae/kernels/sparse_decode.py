@@ -46,7 +46,7 @@ def bagged_decode(
     values: torch.Tensor, indices: torch.Tensor, bag_of_entry: torch.Tensor,
     offsets: torch.Tensor, weight: torch.Tensor,
 ) -> torch.Tensor:
-    """Sum weighted rows of `weight` into bags; 1-D entries sorted by bag, `offsets` = bag starts."""
+    """Sum weighted rows of `weight` into bags (1-D entries sorted by bag; offsets = starts)."""
     return _BaggedDecode.apply(values, indices, bag_of_entry, offsets, weight)
 
 

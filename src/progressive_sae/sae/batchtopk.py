@@ -36,7 +36,9 @@ def batch_topk_select(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Te
     return (values[:, :used] * keep[:, :used]), indices[:, :used]
 
 
-def threshold_select(pre: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def threshold_select(
+    pre: torch.Tensor, threshold: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Entries above a threshold (scalar or per latent), as a [B, K] code padded with zeros."""
     above = pre > threshold
     width = int(above.sum(1).max().clamp_min(1))

@@ -50,7 +50,9 @@ def save_sae(sae: SparseAutoencoder, path: str | Path, overwrite: bool = False) 
         with atomic_directory(path, overwrite=overwrite) as scratch:
             write_sae_files(sae, scratch)
     except FileExistsError:
-        raise PSAEError(f"{path} already exists; choose another path or allow overwriting") from None
+        raise PSAEError(
+            f"{path} already exists; choose another path or allow overwriting"
+        ) from None
     return path
 
 

@@ -35,7 +35,9 @@ class TrainingState:
     """JSON-able run facts: train config, d_in, matmul dtype, …"""
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
+def _optimizer_tensors(
+    opt: torch.optim.Optimizer, names: dict[int, str]
+) -> dict[str, torch.Tensor]:
     tensors = {}
     for param, state in opt.state.items():
         for key, value in state.items():
@@ -112,7 +114,9 @@ def load_checkpoint(
     names = dict(sae.named_parameters())
     unknown = sorted({key.rpartition(".")[0] for key in opt_tensors} - set(names))
     if unknown:
-        raise PSAEError(f"{folder / 'optimizer.safetensors'} names unknown parameter {unknown[0]!r}")
+        raise PSAEError(
+            f"{folder / 'optimizer.safetensors'} names unknown parameter {unknown[0]!r}"
+        )
     opt.state.clear()
     for name, param in names.items():  # parameter order, as a fresh optimizer would have it
         for key, value in opt_tensors.items():

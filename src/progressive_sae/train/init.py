@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def geometric_median(points: torch.Tensor, iterations: int = 100, tol: float = 1e-6) -> torch.Tensor:
+def geometric_median(
+    points: torch.Tensor, iterations: int = 100, tol: float = 1e-6
+) -> torch.Tensor:
     """The point minimising Σ ||p - y|| (Weiszfeld's algorithm), started at the mean."""
     points = points.double()
     y = points.mean(0)

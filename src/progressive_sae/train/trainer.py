@@ -205,7 +205,8 @@ class Trainer:
         batches = iterate_batches(
             self.source, cfg.batch_size, self.step, self.dist.rank, self.dist.world
         )
-        bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.dist.is_main),
+        show = self.progress and self.dist.is_main
+        bar = tqdm(total=total, initial=self.step, disable=not show,
                    desc="train", unit="step", dynamic_ncols=True,
                    mininterval=0.2 if sys.stderr.isatty() else 30.0)
         sae.train()
