@@ -30,6 +30,9 @@ def _int_list(text: str) -> list[int]:
         raise PSAEError(f"{text!r}: expected comma-separated integers such as 256,1024") from None
 
 
+DEFAULT_MODEL = "offline-default"
+"""The small GPT-2 that ships inside the package (see progressive_sae.lm.offline)."""
+
 TRAIN_FLAGS = {
     "num_latents": int, "k": int, "activation": str, "batch_size": int, "total_tokens": int,
     "lr": float, "sampled_granularities": int, "seed": int, "checkpoint_every": int,
@@ -63,6 +66,52 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer = Trainer(cfg, data_source(data_spec, base), run_dir=out, resume=args.resume)
     result = trainer.fit()
     print(json.dumps(result.to_dict(), indent=2))
+
+
+EXTRACT_KEYS = ("hook", "out", "max_tokens", "batch_size", "exclude_bos", "dtype",
+                "rows_per_shard")
+LM_KEYS = ("model", "device", "dtype")
+
+
+def _section(config: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    section = config.get(name) or {}
+    if not isinstance(section, dict):
+        raise PSAEError(f"'{name}' must be a mapping of settings")
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise PSAEError(f"unknown key {unknown[0]!r} in '{name}'; expected one of {list(allowed)}")
+    return dict(section)
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from progressive_sae.config_files import load_run_config
+    from progressive_sae.lm import load_lm
+    from progressive_sae.lm.extract import extract
+    from progressive_sae.lm.text import TextConfig
+
+    config = load_run_config(args.config) if args.config else {}
+    lm_cfg = _section(config, "lm", LM_KEYS)
+    ext = _section(config, "extract", EXTRACT_KEYS)
+    text_fields = dict(config.get("text") or {})
+    for key, value in (("model", args.model), ("device", args.device)):
+        if value is not None:
+            lm_cfg[key] = value
+    for key in ("hook", "out", "max_tokens", "batch_size", "dtype"):
+        if getattr(args, key) is not None:
+            ext[key] = getattr(args, key)
+    if args.text is not None:
+        text_fields["source"] = args.text
+    if args.ctx is not None:
+        text_fields["ctx"] = args.ctx
+    for key, where in (("hook", "--hook"), ("out", "--out"), ("max_tokens", "--max-tokens")):
+        if key not in ext:
+            raise PSAEError(f"no {key} given: pass {where} or set extract.{key} in the config")
+    text = TextConfig.from_dict(text_fields, where="text settings")
+    lm = load_lm(lm_cfg.get("model", DEFAULT_MODEL), device=lm_cfg.get("device", "cpu"),
+                 dtype=lm_cfg.get("dtype"))
+    ext["out_dir"] = ext.pop("out")
+    manifest = extract(lm, text, **ext)
+    print(f"activation cache: {manifest}")
 
 
 def cmd_permute(args: argparse.Namespace) -> None:
@@ -125,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any TrainConfig field")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("extract", help="write LM activations to a sharded cache")
+    p.add_argument("config", nargs="?", help="YAML with lm/text/extract entries")
+    p.add_argument("--model", help=f"HF model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--hook", help="hook point, e.g. layers.2 (residual stream after block 2)")
+    p.add_argument("--text", help="text: HF dataset name, .txt/.jsonl/.parquet, or folder")
+    p.add_argument("--ctx", type=int, help="tokens per window")
+    p.add_argument("--out", help="cache folder (an interrupted extraction resumes here)")
+    p.add_argument("--max-tokens", dest="max_tokens", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="windows per forward")
+    p.add_argument("--dtype", choices=["float16", "float32", "bfloat16"], help="stored dtype")
+    p.add_argument("--device", help="cpu or cuda")
+    p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("permute", help="reorder latents by importance on held-out activations")
     p.add_argument("sae", help="SAE folder")

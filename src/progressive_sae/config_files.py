@@ -11,7 +11,9 @@ from progressive_sae.data.source import NpySource
 from progressive_sae.data.synthetic import SyntheticActivations, SyntheticConfig
 from progressive_sae.errors import PSAEError
 
-RUN_KEYS = ("data", "out", "train", "eval_data")
+RUN_KEYS = ("lm", "text", "extract", "data", "out", "train", "eval_data")
+"""One YAML file can describe a whole pipeline: `psae extract` reads lm/text/extract,
+`psae train` reads data/out/train."""
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
 
 
 def data_source(spec: Any, base: Path | None = None):
-    """`path.npy`, or {synthetic: {SyntheticConfig fields}}."""
+    """`path.npy`, {cache: FOLDER, shuffle_buffer?, seed?, block?} (an activation cache),
+    or {synthetic: {SyntheticConfig fields}}."""
     if isinstance(spec, (str, Path)):
         path = Path(spec)
         if base is not None and not path.is_absolute() and not path.exists():
@@ -54,6 +57,8 @@ def data_source(spec: Any, base: Path | None = None):
                 raise PSAEError(f"{path} has no 'data' entry")
             return data_source(config["data"], path.parent)
         raise PSAEError(f"data {str(spec)!r}: expected a .npy file or a YAML config with 'data'")
+    if isinstance(spec, dict) and "cache" in spec:
+        return _cache_source(spec, base)
     if isinstance(spec, dict) and set(spec) == {"synthetic"}:
         fields = spec["synthetic"] or {}
         if not isinstance(fields, dict):
@@ -66,5 +71,25 @@ def data_source(spec: Any, base: Path | None = None):
             )
         return SyntheticActivations(SyntheticConfig(**fields))
     raise PSAEError(
-        f"data {spec!r}: expected a .npy path or {{synthetic: {{...}}}}"
+        f"data {spec!r}: expected a .npy path, {{cache: FOLDER}} or {{synthetic: {{...}}}}"
     )
+
+
+CACHE_KEYS = ("cache", "shuffle_buffer", "seed", "block")
+
+
+def _cache_source(spec: dict[str, Any], base: Path | None):
+    from progressive_sae.data.cache import CachedActivations
+
+    unknown = sorted(set(spec) - set(CACHE_KEYS))
+    if unknown:
+        raise PSAEError(
+            f"unknown cache data key {unknown[0]!r}; expected one of {list(CACHE_KEYS)}"
+        )
+    if not isinstance(spec["cache"], (str, Path)):
+        raise PSAEError(f"cache {spec['cache']!r}: expected the folder of an activation cache")
+    path = Path(spec["cache"])
+    if base is not None and not path.is_absolute() and not path.exists():
+        path = base / path
+    options = {k: spec[k] for k in CACHE_KEYS[1:] if k in spec}
+    return CachedActivations(path, **options)
