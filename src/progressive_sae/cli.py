@@ -30,7 +30,7 @@ def _int_list(text: str) -> list[int]:
         raise PSAEError(f"{text!r}: expected comma-separated integers such as 256,1024") from None
 
 
-DEFAULT_MODEL = "offline-default"
+DEFAULT_MODEL = "offline-default"  # progressive_sae.lm.model.OFFLINE_DEFAULT
 """The small GPT-2 that ships inside the package (see progressive_sae.lm.offline)."""
 
 TRAIN_FLAGS = {
@@ -87,7 +87,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     from progressive_sae.config_files import load_run_config
     from progressive_sae.lm import load_lm
     from progressive_sae.lm.extract import extract
-    from progressive_sae.lm.text import TextConfig
+    from progressive_sae.lm.text import TextConfig, iter_documents
 
     config = load_run_config(args.config) if args.config else {}
     lm_cfg = _section(config, "lm", LM_KEYS)
@@ -107,11 +107,40 @@ def cmd_extract(args: argparse.Namespace) -> None:
         if key not in ext:
             raise PSAEError(f"no {key} given: pass {where} or set extract.{key} in the config")
     text = TextConfig.from_dict(text_fields, where="text settings")
+    if next(iter_documents(text), None) is None:  # fail before loading a large model
+        raise PSAEError(f"text source {text.source!r} holds no documents (part={text.part!r})")
     lm = load_lm(lm_cfg.get("model", DEFAULT_MODEL), device=lm_cfg.get("device", "cpu"),
                  dtype=lm_cfg.get("dtype"))
     ext["out_dir"] = ext.pop("out")
     manifest = extract(lm, text, **ext)
     print(f"activation cache: {manifest}")
+
+
+def cmd_lm_train(args: argparse.Namespace) -> None:
+    import shutil
+
+    from progressive_sae.lm.offline import DEFAULT_LM_PATH, build_default_lm
+    from progressive_sae.lm.offline.train_lm import LMTrainConfig
+
+    fields = {}
+    for key in ("max_steps", "max_seconds", "batch_size", "lr", "seed"):
+        if getattr(args, key) is not None:
+            fields[key] = getattr(args, key)
+    for item in args.set or []:
+        key, value = _parse_override(item)
+        fields[key] = value
+    known = set(LMTrainConfig.__dataclass_fields__)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise PSAEError(f"unknown LM setting {unknown[0]!r}; expected one of {sorted(known)}")
+    metrics = build_default_lm(LMTrainConfig(**fields), args.out, resume=not args.restart)
+    print(json.dumps(metrics, indent=2))
+    if args.install:
+        shipped = [p for p in Path(args.out).iterdir() if p.is_file()]
+        DEFAULT_LM_PATH.mkdir(parents=True, exist_ok=True)
+        for file in shipped:
+            shutil.copy2(file, DEFAULT_LM_PATH / file.name)
+        print(f"installed into {DEFAULT_LM_PATH}")
 
 
 def cmd_permute(args: argparse.Namespace) -> None:
@@ -187,6 +216,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float16", "float32", "bfloat16"], help="stored dtype")
     p.add_argument("--device", help="cpu or cuda")
     p.set_defaults(func=cmd_extract)
+
+    lm = sub.add_parser("lm", help="the offline default language model")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+    p = lm_sub.add_parser("train", help="train the offline default LM on CPython's docs")
+    p.add_argument("--out", default="runs/offline_lm", help="run folder (resumes if present)")
+    p.add_argument("--max-steps", dest="max_steps", type=int)
+    p.add_argument("--max-seconds", dest="max_seconds", type=float, help="wall-clock budget")
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any LMTrainConfig field")
+    p.add_argument("--restart", action="store_true", help="ignore an interrupted run in --out")
+    p.add_argument("--install", action="store_true",
+                   help="copy the result into the package (the shipped offline-default)")
+    p.set_defaults(func=cmd_lm_train)
 
     p = sub.add_parser("permute", help="reorder latents by importance on held-out activations")
     p.add_argument("sae", help="SAE folder")

@@ -6,7 +6,9 @@ too (e.g. one trained in memory), finding its list of decoder blocks on construc
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +122,10 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
     raise PSAEError(f"dtype={dtype!r}: expected one of {sorted(DTYPE_NAMES)} or a torch.dtype")
 
 
+OFFLINE_DEFAULT = "offline-default"
+"""Model name of the small GPT-2 that ships inside the package (trained on CPython's docs)."""
+
+
 def load_lm(
     name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
     dtype: torch.dtype | str | None = None,
@@ -129,6 +135,15 @@ def load_lm(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = os.fspath(name_or_path)
+    if name == OFFLINE_DEFAULT:
+        from progressive_sae.lm.offline import DEFAULT_LM_PATH, default_lm_available
+
+        if not default_lm_available():
+            raise PSAEError(
+                f"model {name!r}: the shipped checkpoint is missing from {DEFAULT_LM_PATH}; "
+                "build it with `psae lm train`"
+            )
+        name = str(DEFAULT_LM_PATH)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -136,13 +151,30 @@ def load_lm(
     torch_dtype = resolve_dtype(dtype, device)
     _check_local(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        with _quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
+            tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError, KeyError) as e:
         raise PSAEError(f"model {name!r}: cannot load it ({_first_line(e)})") from e
     model.to(device)
     model.eval()
     return LanguageModel(model=model, tokenizer=tokenizer, name=name)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' loading bars and reports (stderr is for our one-line errors)."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _check_local(name: str) -> None:

@@ -124,8 +124,15 @@ def is_heldout(text: str, fraction: float, seed: int = 0) -> bool:
     return int.from_bytes(digest, "big") / 2.0**64 < fraction
 
 
+OFFLINE_CORPUS = "cpython-docs"
+"""Source name of the offline default corpus (CPython's pydoc topics + stdlib docstrings)."""
+
+
 def iter_documents(config: TextConfig) -> Iterator[str]:
     """The non-empty documents of `config.part`, in the source's order."""
+    if config.source == OFFLINE_CORPUS:
+        yield from _offline_documents(config)
+        return
     for text in _raw_documents(config):
         if not text.strip():
             continue
@@ -230,6 +237,19 @@ def _looks_like_path(source: str) -> bool:
         source.startswith(("/", "./", "../", "~"))
         or Path(source).suffix in FILE_TYPES + (".json", ".csv", ".gz")
     )
+
+
+def _offline_documents(config: TextConfig) -> Iterator[str]:
+    # The corpus keeps its own split by document name — the one the shipped LM and its
+    # tokenizer were trained with — so "heldout" text is unseen by the LM as well.
+    from progressive_sae.lm.offline.corpus import build_corpus
+
+    corpus = build_corpus()
+    parts = {"train": corpus.train, "heldout": corpus.heldout,
+             "all": corpus.train + corpus.heldout}[config.part]
+    for doc in parts:
+        if doc.text.strip():
+            yield doc.text
 
 
 def _raw_documents(config: TextConfig) -> Iterator[str]:

@@ -44,7 +44,8 @@ from progressive_sae.lm.offline.tokenizer import (
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.json"
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_seconds", "eval_every", "log_every",
-                               "checkpoint_seconds", "keep_checkpoint", "threads"})
+                               "checkpoint_seconds", "keep_checkpoint", "threads",
+                               "attn_implementation"})
 """Config fields a resumed run may change (budgets and bookkeeping, not the model or data)."""
 FIRST_WINDOWS = 8
 """metrics.json also records the CE on this many leading held-out windows (a quick check)."""
@@ -66,6 +67,8 @@ class LMTrainConfig:
     """BPE vocabulary size, the special token included."""
     dropout: float = 0.0
     """Residual, embedding and attention dropout."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel while training ('sdpa' or 'eager'; the saved folder names none)."""
     heldout_fraction: float = 0.05
     """Share of corpus documents (chosen by name hash) held out from all training."""
     max_train_documents: int | None = None
@@ -133,6 +136,9 @@ class LMTrainConfig:
             raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got "
+                             f"{self.attn_implementation!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
 
@@ -184,7 +190,7 @@ def make_model(cfg: LMTrainConfig, special_id: int):
     )
     torch.manual_seed(cfg.seed)
     model = GPT2LMHeadModel(config)
-    model.config._attn_implementation = "eager"
+    model.config._attn_implementation = cfg.attn_implementation
     return model
 
 

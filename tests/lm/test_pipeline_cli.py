@@ -1,0 +1,63 @@
+"""`psae extract` then `psae train` end to end on a tiny local GPT-2, with no network."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from progressive_sae import load_sae
+from progressive_sae.cli import main
+from progressive_sae.data.cache import CachedActivations
+from tests.lm.toy_text import BOS, EOS, PAD, doc, toy_tokenizer
+
+
+@pytest.fixture
+def tiny_gpt2(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = toy_tokenizer()
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=24, n_layer=2,
+                        n_head=2, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    folder = tmp_path / "model"
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_extract_then_train_on_the_cache(tmp_path, tiny_gpt2, capsys):
+    text = tmp_path / "docs.txt"
+    text.write_text("\n\n".join(doc(i, 30 + i) for i in range(40)))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({
+        "lm": {"model": str(tiny_gpt2)},
+        "text": {"source": str(text), "ctx": 32},
+        "extract": {"hook": "layers.1", "out": str(tmp_path / "cache"), "max_tokens": 1024,
+                    "dtype": "float32"},
+        "data": {"cache": str(tmp_path / "cache")},
+        "out": str(tmp_path / "run"),
+        "train": {"num_latents": 48, "k": 4, "batch_size": 128, "total_tokens": 1024},
+    }))
+    assert main(["extract", str(config)]) == 0
+    cache = CachedActivations(tmp_path / "cache")
+    assert cache.d_in == 24 and len(cache) >= 900  # BOS positions are excluded
+    assert main(["train", str(config)]) == 0
+    result = json.loads(capsys.readouterr().out.split("activation cache:")[-1].split("\n", 1)[1])
+    assert result["steps"] == 8
+    assert load_sae(tmp_path / "run" / "sae").d_in == 24
+
+
+def test_extract_reports_bad_hooks_and_sources_in_one_line(tmp_path, tiny_gpt2, capsys):
+    text = tmp_path / "docs.txt"
+    text.write_text(doc(0, 50))
+    base = ["extract", "--model", str(tiny_gpt2), "--out", str(tmp_path / "c"),
+            "--max-tokens", "100"]
+    cases = [
+        (["--hook", "layers.7", "--text", str(text)], "layers.7"),
+        (["--hook", "resid", "--text", str(text)], "resid"),
+        (["--hook", "layers.0", "--text", str(tmp_path / "missing.txt")], "missing.txt"),
+    ]
+    for extra, named in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("psae: error:") and named in err[0], err
