@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from progressive_sae import PSAEError, SAEConfig, build_sae, train
+from progressive_sae import SAEConfig, build_sae, train
 from progressive_sae.config_files import data_source
 from progressive_sae.data.cache import (
     CachedActivations,
@@ -15,6 +15,7 @@ from progressive_sae.data.cache import (
     check_sae_fits,
     read_manifest,
 )
+from tests.helpers import one_line_error
 
 META = {"model": "toy", "hook": "blocks.1", "ctx": 5, "text": {"source": "x.txt"}}
 
@@ -41,16 +42,6 @@ def write_cache(path, data, chunks=(13, 1, 30, 0, 56), **kw):
         start = stop
     assert start == len(acts)
     return writer.finish()
-
-
-def one_line_error(call, *words):
-    with pytest.raises(PSAEError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
-    return message
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])

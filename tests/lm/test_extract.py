@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from progressive_sae.data.cache import CachedActivations
-from progressive_sae.errors import PSAEError
 from progressive_sae.lm.extract import auto_batch_size, extract
 from progressive_sae.lm.text import TextConfig, iter_windows
+from tests.helpers import one_line_error
 from tests.lm.toy_text import BOS, VOCAB, doc, toy_tokenizer
 
 D = 8
@@ -72,16 +72,6 @@ def run(lm, config, out, **kw):
     args = {"hook": "layers.1", "max_tokens": 150, "batch_size": 4, "rows_per_shard": 17,
             "dtype": "float32", "activation_fn": fake_activations, "progress": False, **kw}
     return extract(lm, config, out_dir=out, **args)
-
-
-def one_line_error(call, *words):
-    with pytest.raises(PSAEError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
-    return message
 
 
 def test_extract_writes_exactly_the_expected_rows(tmp_path, corpus):

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from progressive_sae.errors import PSAEError
 from progressive_sae.lm.text import TextConfig, is_heldout, iter_documents, iter_windows
+from tests.helpers import one_line_error
 from tests.lm.toy_text import BOS, EOS, doc, ids, toy_tokenizer
 
 DOCS = ["w1 w2 w3", "w4 w5", "w6", "w7 w8 w9 w10 w11"]
@@ -27,16 +27,6 @@ def write_txt(path, docs):
 
 def windows(config, tokenizer=None):
     return [w.tolist() for w in iter_windows(config, tokenizer or toy_tokenizer())]
-
-
-def one_line_error(call, *words):
-    with pytest.raises(PSAEError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
-    return message
 
 
 def test_pack_windows_are_exact(tmp_path):
