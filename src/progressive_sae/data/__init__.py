@@ -1,6 +1,7 @@
 """Activation sources behind one small interface (`ActivationSource`)."""
 
 from progressive_sae.data.batching import iterate_batches
+from progressive_sae.data.cache import CachedActivations, CacheWriter
 from progressive_sae.data.source import (
     ActivationSource,
     IterableSource,
@@ -11,6 +12,8 @@ from progressive_sae.data.source import (
 from progressive_sae.data.synthetic import SyntheticActivations, SyntheticConfig
 
 __all__ = [
+    "CacheWriter",
+    "CachedActivations",
     "ActivationSource",
     "IterableSource",
     "NpySource",

@@ -83,7 +83,7 @@ class LMTrainConfig:
     """Peak AdamW learning rate."""
     min_lr_fraction: float = 0.05
     """The cosine decay ends at lr · min_lr_fraction."""
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     """Linear warm-up steps."""
     weight_decay: float = 0.1
     """AdamW decoupled weight decay on matrices and embeddings (not on biases or norms)."""
@@ -93,11 +93,11 @@ class LMTrainConfig:
     """AdamW second-moment decay."""
     grad_clip: float = 1.0
     """Global gradient-norm clip (0 = none)."""
-    max_steps: int = 3000
-    """Optimizer steps; the schedule is laid out over them."""
+    max_steps: int = 1000
+    """Optimizer steps; the schedule is laid out over them (1000 × 16 × 256 ≈ 7.4 epochs)."""
     max_seconds: float | None = None
     """Wall-clock training budget; if set, the schedule follows whichever budget runs out first."""
-    eval_every: int = 200
+    eval_every: int = 100
     """Steps between held-out evaluations (0 = only at the end)."""
     log_every: int = 20
     """Steps between log lines."""
