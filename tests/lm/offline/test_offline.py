@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from progressive_sae.errors import PSAEError
 from progressive_sae.lm.offline import (
     DEFAULT_LM_PATH,
     build_corpus,
@@ -104,6 +105,14 @@ def test_tokenizer_round_trip(small_tokenizer, tmp_path):
     assert again.bos_token == "<|endoftext|>"
 
 
+def test_config_errors_name_the_field():
+    with pytest.raises(PSAEError, match="n_head"):
+        LMTrainConfig(n_embd=30, n_head=4).validate()
+    with pytest.raises(PSAEError, match="attn_implementation"):
+        LMTrainConfig(attn_implementation="flash").validate()
+    assert LMTrainConfig.from_dict(LMTrainConfig().to_dict()) == LMTrainConfig()
+
+
 def test_windows_start_with_bos():
     stream = torch.arange(1, 12)
     w = windows_at(stream, ctx=4, offset=1, bos_id=0)
@@ -142,6 +151,9 @@ def test_tiny_training_learns_resumes_and_loads(corpus, tmp_path):
                              corpus=corpus, progress=False, log=lines.append)
     assert first["steps"] == 40
     assert (out / "checkpoint" / "state.json").exists()
+    with pytest.raises(PSAEError, match="n_embd"):  # the model may not change on resume
+        train_offline_lm(LMTrainConfig(**{**TINY, "n_embd": 64}, max_steps=80), out,
+                         corpus=corpus, progress=False, log=lines.append)
     lines.clear()
     metrics = train_offline_lm(LMTrainConfig(**TINY, max_steps=80), out, corpus=corpus,
                                progress=False, log=lines.append)

@@ -14,6 +14,7 @@ while training runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from progressive_sae.atomic import atomic_directory, write_json_atomic
+from progressive_sae.errors import PSAEError
 from progressive_sae.lm.offline.bigram import (
     DEFAULT_K_GRID,
     best_bigram_cross_entropy,
@@ -120,27 +122,27 @@ class LMTrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown LMTrainConfig fields: {sorted(unknown)}")
+            raise PSAEError(f"unknown LMTrainConfig fields: {sorted(unknown)}")
         return cls(**d)
 
     def validate(self) -> None:
         for name in ("n_layer", "n_embd", "n_head", "n_positions", "batch_size", "max_steps",
                      "threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise PSAEError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+            raise PSAEError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.vocab_size < 258:
-            raise ValueError(f"vocab_size must be >= 258, got {self.vocab_size}")
+            raise PSAEError(f"vocab_size must be >= 258, got {self.vocab_size}")
         if not 0 < self.heldout_fraction < 1:
-            raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+            raise PSAEError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise PSAEError(f"lr must be > 0, got {self.lr}")
         if self.attn_implementation not in ("sdpa", "eager"):
-            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got "
+            raise PSAEError(f"attn_implementation must be 'sdpa' or 'eager', got "
                              f"{self.attn_implementation!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+            raise PSAEError(f"max_seconds must be > 0, got {self.max_seconds}")
 
 
 # --------------------------------------------------------------------------- data
@@ -278,21 +280,36 @@ def export_bf16(model, tokenizer, folder: Path) -> None:
     m = copy.deepcopy(model).to(torch.bfloat16)
     m.config.dtype = torch.bfloat16
     m.config.use_cache = True
-    m.save_pretrained(str(folder), safe_serialization=True)
+    m.generation_config.use_cache = True
+    with _quiet_transformers():
+        m.save_pretrained(str(folder), safe_serialization=True)
     save_tokenizer(tokenizer, folder)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No loading reports or progress bars from transformers 5.x inside the block."""
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_lm(folder: Path):
     """(model in fp32 eval mode, tokenizer) through the plain transformers path, offline."""
-    import transformers
     from transformers import AutoModelForCausalLM
 
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # 5.x prints loading reports otherwise
-    try:
+    with _quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     return model.float().eval(), load_tokenizer(folder)
 
 
@@ -329,10 +346,16 @@ def train_offline_lm(
     train_docs = list(corpus.train[: cfg.max_train_documents])
     heldout_docs = list(corpus.heldout[: cfg.max_heldout_documents])
     if not train_docs or not heldout_docs:
-        raise ValueError("the corpus has no training or no held-out documents")
+        raise PSAEError("the corpus has no training or no held-out documents")
     ckpt = out / CHECKPOINT_DIR
     resuming = resume and (ckpt / "state.json").exists()
-    if resuming:
+    if resuming:  # before any work: the model and data must be those of the checkpoint
+        saved = json.loads((ckpt / "state.json").read_text())["config"]
+        changed = sorted(k for k, v in cfg.to_dict().items()
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != v)
+        if changed:
+            raise PSAEError(f"{ckpt} was written with other values of {changed}; use a new "
+                            "folder or resume=False")
         tokenizer = load_tokenizer(ckpt)
     else:
         tokenizer = train_tokenizer([d.text for d in train_docs], cfg.vocab_size)
@@ -344,7 +367,7 @@ def train_offline_lm(
     ctx = cfg.n_positions
     held_windows = windows_at(held_stream, ctx, 0, special)[: cfg.max_heldout_windows]
     if held_windows.shape[0] == 0 or train_stream.numel() < 2 * ctx:
-        raise ValueError("too little text for this context length")
+        raise PSAEError("too little text for this context length")
     windows_per_epoch = (train_stream.numel() - ctx + 1) // ctx
     steps_per_epoch = max(windows_per_epoch // cfg.batch_size, 1)
     prep_seconds = time.perf_counter() - t_start
@@ -358,11 +381,6 @@ def train_offline_lm(
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "history": [], "config": cfg.to_dict()}
     if resuming:
         state = _load_checkpoint(ckpt, model, opt)
-        changed = sorted(k for k, v in cfg.to_dict().items()
-                         if k not in RESUMABLE_CHANGES and state["config"].get(k) != v)
-        if changed:
-            raise ValueError(f"{ckpt} was written with other values of {changed}; use a new "
-                             "folder or resume=False")
         state["config"] = cfg.to_dict()
         log(f"resumed at step {state['step']} ({state['elapsed']:.0f}s trained)")
 
