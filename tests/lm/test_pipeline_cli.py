@@ -61,3 +61,51 @@ def test_extract_reports_bad_hooks_and_sources_in_one_line(tmp_path, tiny_gpt2, 
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("psae: error:") and named in err[0], err
+
+
+def _one_error_line(capsys, *words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("psae: error:"), err
+    for word in words:
+        assert word in err[0], err
+    assert "Traceback" not in err[0]
+
+
+def test_issue_bad_inputs_exit_2_with_one_line(tmp_path, tiny_gpt2, capsys):
+    from progressive_sae import SAEConfig, build_sae, save_sae
+
+    base = ["extract", "--model", str(tiny_gpt2), "--hook", "layers.1", "--max-tokens", "600"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n")
+    assert main(base + ["--text", str(empty), "--out", str(tmp_path / "c0")]) == 2
+    _one_error_line(capsys, "empty.txt")
+
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text('{"body": "w1 w2 w3"}\n')
+    config = tmp_path / "col.yaml"
+    config.write_text(yaml.safe_dump({"text": {"source": str(jsonl), "text_column": "text"}}))
+    assert main(["extract", str(config), "--model", str(tiny_gpt2), "--hook", "layers.0",
+                 "--out", str(tmp_path / "c1"), "--max-tokens", "100"]) == 2
+    _one_error_line(capsys, "text")
+
+    text = tmp_path / "docs.txt"
+    text.write_text("\n\n".join(doc(i, 40) for i in range(30)))
+    cache = tmp_path / "cache"
+    assert main(base + ["--text", str(text), "--out", str(cache), "--ctx", "32",
+                        "--dtype", "float32"]) == 0
+    capsys.readouterr()
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump({"data": {"cache": str(cache)}}))
+    wrong = save_sae(build_sae(SAEConfig(d_in=16, num_latents=32, k=4)), tmp_path / "sae16")
+    assert main(["permute", str(wrong), "--data", str(data_yaml),
+                 "--out", str(tmp_path / "p")]) == 2
+    _one_error_line(capsys, "d_in=16")
+
+    shard = sorted(cache.glob("acts_*.npy"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[-5] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    assert main(["train", "--data", str(data_yaml), "--out", str(tmp_path / "run"),
+                 "--num-latents", "32", "--k", "4", "--batch-size", "64",
+                 "--total-tokens", "128"]) == 2
+    _one_error_line(capsys, shard.name)
