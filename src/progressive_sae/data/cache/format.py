@@ -49,7 +49,7 @@ SHARD_BYTES = 256 * 2**20
 """Target size of one activation shard when rows_per_shard is not given."""
 DEFAULT_SHUFFLE_BUFFER = 2**20
 """Rows per shuffle window of `CachedActivations` (≈1M tokens)."""
-_SHARD_NAME = re.compile(r"^(acts|tokens)_(\d+)\.npy$")
+SHARD_NAME = re.compile(r"^(acts|tokens)_(\d+)\.npy$")
 
 
 def default_rows_per_shard(d: int, dtype: str) -> int:
@@ -81,12 +81,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _normalise(value: Any) -> Any:
+def normalise(value: Any) -> Any:
     """The value as it reads back from JSON (tuples → lists, paths → strings)."""
     return json.loads(json.dumps(value, default=str))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(8 * 2**20):
@@ -94,7 +94,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
@@ -125,13 +125,13 @@ def from_storage(array: np.ndarray, dtype: str) -> torch.Tensor:
 
 
 
-def _int64(values: torch.Tensor | np.ndarray) -> np.ndarray:
+def as_int64(values: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
-def _short(value: Any) -> str:
+def short_json(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
 

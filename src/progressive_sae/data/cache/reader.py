@@ -12,10 +12,10 @@ import torch
 from progressive_sae.data.cache.format import (
     DEFAULT_SHUFFLE_BUFFER,
     TOKEN_COLUMNS,
-    _sha256,
     from_storage,
     manifest_path,
     read_manifest,
+    sha256_file,
 )
 from progressive_sae.errors import PSAEError
 
@@ -200,7 +200,7 @@ class CachedActivations:
             path = self.dir / shard[kind]
             if not path.is_file():
                 raise PSAEError(f"{path} is missing from the activation cache")
-            if _sha256(path) != shard["sha256"][kind]:
+            if sha256_file(path) != shard["sha256"][kind]:
                 raise PSAEError(f"{path} is corrupt: its sha256 differs from the manifest's; "
                                 "extract this cache again")
             try:

@@ -11,18 +11,18 @@ import torch
 
 from progressive_sae.atomic import write_bytes_atomic, write_json_atomic
 from progressive_sae.data.cache.format import (
-    _SHARD_NAME,
     FORMAT,
     MANIFEST,
+    SHARD_NAME,
     STORAGE,
     TOKEN_COLUMNS,
     VERSION,
-    _int64,
-    _normalise,
-    _npy_bytes,
-    _short,
+    as_int64,
     default_rows_per_shard,
+    normalise,
+    npy_bytes,
     read_manifest,
+    short_json,
     to_storage,
 )
 from progressive_sae.errors import PSAEError
@@ -53,7 +53,7 @@ class CacheWriter:
         ):
             raise PSAEError(f"rows_per_shard={rows_per_shard!r}: expected a positive integer")
         self.dir = Path(out_dir)
-        self.meta = _normalise(meta or {})
+        self.meta = normalise(meta or {})
         reserved = sorted(set(self.meta) & set(self._own_keys()))
         if reserved:
             raise ValueError(f"meta key {reserved[0]!r} is reserved for the cache itself")
@@ -153,7 +153,7 @@ class CacheWriter:
                 self.manifest["rows_per_shard"] = default_rows_per_shard(d, self.dtype)
         elif d != self.d:
             raise PSAEError(f"activations of width {d}: the cache at {self.dir} holds d={self.d}")
-        table = np.stack([_int64(sequences), _int64(positions), _int64(tokens)], axis=1)
+        table = np.stack([as_int64(sequences), as_int64(positions), as_int64(tokens)], axis=1)
         if table.shape[0] != n:
             raise ValueError(f"{n} activation rows but {table.shape[0]} tokens/positions")
         if n == 0:
@@ -169,7 +169,7 @@ class CacheWriter:
         clash = sorted(set(fields) & (set(self._own_keys()) | set(self.meta)))
         if clash:
             raise ValueError(f"manifest key {clash[0]!r} cannot be changed by note()")
-        self.manifest.update(_normalise(fields))
+        self.manifest.update(normalise(fields))
         self._write_manifest()
 
     def finish(self, **extra: Any) -> Path:
@@ -192,7 +192,7 @@ class CacheWriter:
         names = {"activations": f"acts_{index:05d}.npy", "tokens": f"tokens_{index:05d}.npy"}
         checksums = {}
         for key, array in (("activations", acts), ("tokens", table)):
-            data = _npy_bytes(array)
+            data = npy_bytes(array)
             checksums[key] = hashlib.sha256(data).hexdigest()
             write_bytes_atomic(self.dir / names[key], data)
         self.shards.append({
@@ -215,8 +215,8 @@ class CacheWriter:
         for key, value in wanted.items():
             if manifest.get(key) != value:
                 raise PSAEError(
-                    f"{where} was written with {key}={_short(manifest.get(key))} but this run "
-                    f"asks for {key}={_short(value)}: use another folder, or the same settings "
+                    f"{where} was written with {key}={short_json(manifest.get(key))} but this run "
+                    f"asks for {key}={short_json(value)}: use another folder, or the same settings "
                     "to resume"
                 )
         if manifest.get("rows_per_shard") is None and rows_per_shard is not None:
@@ -235,7 +235,7 @@ class CacheWriter:
         for path in self.dir.iterdir():
             if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
                 path.unlink()
-            elif _SHARD_NAME.match(path.name) and path.name not in listed:
+            elif SHARD_NAME.match(path.name) and path.name not in listed:
                 path.unlink()
 
 
