@@ -103,3 +103,69 @@ def mean_max_cosine_similarity(W: torch.Tensor, reference: torch.Tensor) -> floa
     W = torch.nn.functional.normalize(W.detach().float(), dim=1)
     ref = torch.nn.functional.normalize(reference.detach().float(), dim=1)
     return float((ref @ W.t()).max(dim=1).values.mean())
+
+
+@torch.no_grad()
+def representational_similarity(
+    x: torch.Tensor, x_hat: torch.Tensor, samples: int = 1000, seed: int = 0
+) -> float:
+    """RSA: Pearson correlation of the upper-triangular Euclidean distances among `samples`
+    rows of the originals and among the same rows of their reconstructions (SPEC §3)."""
+    if x.shape != x_hat.shape or x.ndim != 2:
+        raise PSAEError(
+            f"RSA needs two [n, d] sets of the same shape, got {tuple(x.shape)} and "
+            f"{tuple(x_hat.shape)}"
+        )
+    n = x.shape[0]
+    if n < 3:
+        raise PSAEError(f"RSA needs at least 3 rows, got {n}")
+    if n > samples:
+        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:samples]
+        x, x_hat = x[pick], x_hat[pick]
+    rows, cols = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
+    a = torch.cdist(x.double(), x.double())[rows, cols]
+    b = torch.cdist(x_hat.double(), x_hat.double())[rows, cols]
+    a, b = a - a.mean(), b - b.mean()
+    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+@dataclass
+class RecapturedLoss:
+    """Next-token cross-entropy with the hook point's output replaced (SPEC §3)."""
+
+    ce_clean: float
+    ce_spliced: float
+    ce_zero: float
+    ratio: float
+    """CE_clean / CE_spliced (the paper's measure; 1 = perfect)."""
+    difference: float
+    """CE_spliced - CE_clean."""
+    fraction_recovered: float
+    """(CE_zero - CE_spliced) / (CE_zero - CE_clean), against zero-ablation."""
+    tokens: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def recaptured_loss(
+    lm, sae: SparseAutoencoder, input_ids: torch.Tensor, hook: str,
+    granularity: int | None = None, mode: str = "relative", exclude_bos: bool = True,
+) -> RecapturedLoss:
+    """Splice the SAE's reconstruction (at granularity G) into the LM at `hook`."""
+    from progressive_sae.lm.hooks import sae_splice, spliced_cross_entropy, zero_ablation
+
+    was_training = sae.training
+    sae.eval()
+    clean = spliced_cross_entropy(lm, input_ids, hook, None, exclude_bos)
+    spliced = spliced_cross_entropy(
+        lm, input_ids, hook, sae_splice(sae, granularity, mode), exclude_bos
+    )
+    zero = spliced_cross_entropy(lm, input_ids, hook, zero_ablation, exclude_bos)
+    sae.train(was_training)
+    c, s, z = clean.mean, spliced.mean, zero.mean
+    return RecapturedLoss(
+        ce_clean=c, ce_spliced=s, ce_zero=z, ratio=c / s, difference=s - c,
+        fraction_recovered=(z - s) / (z - c) if z != c else float("nan"), tokens=clean.count,
+    )
