@@ -30,9 +30,6 @@ def _int_list(text: str) -> list[int]:
         raise PSAEError(f"{text!r}: expected comma-separated integers such as 256,1024") from None
 
 
-DEFAULT_MODEL = "offline-default"  # progressive_sae.lm.model.OFFLINE_DEFAULT
-"""The small GPT-2 that ships inside the package (see progressive_sae.lm.offline)."""
-
 TRAIN_FLAGS = {
     "num_latents": int, "k": int, "activation": str, "batch_size": int, "total_tokens": int,
     "lr": float, "sampled_granularities": int, "seed": int, "checkpoint_every": int,
@@ -87,6 +84,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     from progressive_sae.config_files import load_run_config
     from progressive_sae.lm import load_lm
     from progressive_sae.lm.extract import extract
+    from progressive_sae.lm.model import OFFLINE_DEFAULT
     from progressive_sae.lm.text import TextConfig, iter_documents
 
     config = load_run_config(args.config) if args.config else {}
@@ -109,7 +107,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     text = TextConfig.from_dict(text_fields, where="text settings")
     if next(iter_documents(text), None) is None:  # fail before loading a large model
         raise PSAEError(f"text source {text.source!r} holds no documents (part={text.part!r})")
-    lm = load_lm(lm_cfg.get("model", DEFAULT_MODEL), device=lm_cfg.get("device", "cpu"),
+    lm = load_lm(lm_cfg.get("model", OFFLINE_DEFAULT), device=lm_cfg.get("device", "cpu"),
                  dtype=lm_cfg.get("dtype"))
     ext["out_dir"] = ext.pop("out")
     manifest = extract(lm, text, **ext)
@@ -206,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("extract", help="write LM activations to a sharded cache")
     p.add_argument("config", nargs="?", help="YAML with lm/text/extract entries")
-    p.add_argument("--model", help=f"HF model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", help="HF model name or folder (default: the shipped offline-default)")
     p.add_argument("--hook", help="hook point, e.g. layers.2 (residual stream after block 2)")
     p.add_argument("--text", help="text: HF dataset name, .txt/.jsonl/.parquet, or folder")
     p.add_argument("--ctx", type=int, help="tokens per window")

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from progressive_sae.atomic import atomic_directory
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.batchtopk import BatchTopKSAE
 from progressive_sae.sae.config import SAEConfig
@@ -58,14 +59,7 @@ def save_sae(sae: SparseAutoencoder, path: str | Path, overwrite: bool = False) 
 
 def read_config(path: Path) -> SAEConfig:
     cfg_path = path / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise PSAEError(f"{path}: expected an SAE folder holding {CONFIG_FILE}")
-    try:
-        data = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PSAEError(f"{cfg_path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise PSAEError(f"{cfg_path}: expected a JSON object")
+    data = read_json_object(cfg_path, f"{path}: expected an SAE folder holding {CONFIG_FILE}")
     return SAEConfig.from_dict(data, source=str(cfg_path))
 
 

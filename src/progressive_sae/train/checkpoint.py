@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from progressive_sae.atomic import atomic_directory, write_bytes_atomic
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import load_state_checked, read_config, read_tensors, write_sae_files
 
@@ -91,13 +92,8 @@ def load_checkpoint(
 ) -> TrainingState:
     """Restore `sae` and `opt` in place from a checkpoint folder; return the rest."""
     state_file = folder / "state.json"
-    try:
-        info = json.loads(state_file.read_text())
-    except FileNotFoundError:
-        raise PSAEError(f"checkpoint {folder} lacks state.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PSAEError(f"{state_file} is not valid JSON ({err})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("step"), int):
+    info = read_json_object(state_file, f"checkpoint {folder} lacks state.json")
+    if not isinstance(info.get("step"), int):
         raise PSAEError(f"{state_file}: expected a JSON object with an integer 'step'")
     cfg = read_config(folder)
     if cfg.num_latents != sae.num_latents or cfg.d_in != sae.d_in:

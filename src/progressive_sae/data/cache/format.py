@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import read_json_object
 
 FORMAT = "progressive-sae activation cache"
 VERSION = 1
@@ -67,13 +68,10 @@ def manifest_path(path: str | Path) -> Path:
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """A cache's manifest (folder or manifest path); PSAEError if missing or not one."""
     file = manifest_path(path)
-    if not file.is_file():
-        raise PSAEError(f"{file.parent} is not an activation cache (no {MANIFEST})")
-    try:
-        manifest = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PSAEError(f"{file} is not valid JSON ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_json_object(
+        file, f"{file.parent} is not an activation cache (no {MANIFEST})"
+    )
+    if manifest.get("format") != FORMAT:
         raise PSAEError(f"{file} is not a progressive-sae activation cache manifest")
     if manifest.get("version") != VERSION:
         raise PSAEError(f"{file} has cache format version {manifest.get('version')!r}: "
