@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/psae demo --out runs/demo
+	$(VENV)/bin/psae run configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

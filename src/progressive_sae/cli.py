@@ -186,6 +186,119 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out)
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from progressive_sae.experiment import load_experiment, run_experiment
+
+    cfg = load_experiment(args.config, out=args.out)
+    result = run_experiment(cfg, progress=not args.quiet)
+    print(f"finished in {result.seconds:.0f} s: {len(result.plots)} plots in "
+          f"{result.out / 'plots'}")
+    print(f"results: {result.results}")
+    print(f"report:  {result.report_html}  (Markdown copy: {result.report_md})")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from progressive_sae.json_files import read_json_object
+    from progressive_sae.report import write_report
+
+    run = Path(args.run)
+    results = read_json_object(run / "results.json", f"{run}: expected a `psae run` folder")
+    html, md = write_report(run, results)
+    print(f"report: {html} (Markdown copy: {md})")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from progressive_sae.formats import export_sae, import_sae
+
+    sae = import_sae(args.sae)
+    path = export_sae(sae, args.out, args.format)
+    print(f"wrote {path} ({args.format} format)")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from progressive_sae.formats import detect_format, import_sae
+    from progressive_sae.sae import save_sae
+
+    fmt = args.format or detect_format(args.path)
+    sae = import_sae(args.path, fmt)
+    save_sae(sae, args.out)
+    print(f"wrote {args.out}: {type(sae).__name__} with {sae.num_latents} latents (from {fmt})")
+
+
+def _evalset(args: argparse.Namespace):
+    from progressive_sae.config_files import data_source
+    from progressive_sae.evaluation import EvalSet
+
+    source = data_source(args.data)
+    if not hasattr(source, "rows"):
+        raise PSAEError(f"--data {args.data}: expected a random-access source (.npy or cache)")
+    if args.lm is None:
+        return EvalSet(source, rsa_rows=args.rsa_rows)
+    import torch
+
+    from progressive_sae.lm import load_lm
+    from progressive_sae.lm.text import TextConfig, take_windows
+
+    if args.hook is None or args.text is None:
+        raise PSAEError("--lm needs --hook (e.g. layers.2) and --text (held-out text)")
+    lm = load_lm(args.lm)
+    text = TextConfig(source=args.text, ctx=args.ctx, part=args.part)
+    ids = torch.as_tensor(take_windows(text, lm.tokenizer, args.windows), dtype=torch.long)
+    return EvalSet(source, rsa_rows=args.rsa_rows, lm=lm, input_ids=ids, hook=args.hook)
+
+
+def cmd_frontier(args: argparse.Namespace) -> None:
+    from progressive_sae.analysis.standalone import (
+        frontier_files,
+        load_saes,
+        sparsity_frontier_files,
+    )
+
+    saes = load_saes(args.sae)
+    evalset = _evalset(args)
+    if args.prefixes is not None:
+        written = sparsity_frontier_files(saes, evalset, _int_list(args.prefixes), args.out)
+    else:
+        largest = max(s.num_latents for s in saes.values())
+        gs = (_int_list(args.granularities) if args.granularities
+              else sorted({max(2, largest >> i) for i in range(7)}))
+        written = frontier_files(saes, evalset, gs, args.out, args.mode)
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def cmd_power_law(args: argparse.Namespace) -> None:
+    from progressive_sae.analysis.standalone import load_saes, power_law_files
+    from progressive_sae.config_files import data_source
+
+    central = None
+    if args.central:
+        try:
+            lo, hi = (float(v) for v in args.central.split(","))
+        except ValueError:
+            raise PSAEError(f"--central {args.central!r}: expected two fractions such as "
+                            "0.05,0.5") from None
+        central = (lo, hi)
+    written = power_law_files(load_saes(args.sae), data_source(args.data), args.out, central,
+                              args.max_rows)
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def cmd_scaling_law(args: argparse.Namespace) -> None:
+    from progressive_sae.analysis.standalone import read_scaling_points, scaling_law_files
+
+    written = scaling_law_files(read_scaling_points(args.points), args.out)
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def cmd_splitting(args: argparse.Namespace) -> None:
+    from progressive_sae.analysis.standalone import load_saes, splitting_files
+
+    (sae,) = load_saes([args.sae]).values()
+    large = next(iter(load_saes([args.large]).values())) if args.large else None
+    written = splitting_files(sae, args.out, large, args.threshold, args.latents)
+    print("wrote " + ", ".join(map(str, written)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +366,66 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the offline demo (synthetic activations)")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the paper's grid: train what is missing, score, report")
+    p.add_argument("config", help="experiment YAML (see configs/demo.yaml)")
+    p.add_argument("--out", help="output folder (overrides the config's out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild report.html/.md of a `psae run` folder")
+    p.add_argument("run", help="the run's output folder (holding results.json)")
+    p.set_defaults(func=cmd_report)
+
+    formats = ["native", "saelens", "sparsify", "gemmascope"]
+    p = sub.add_parser("export", help="write an SAE in another library's format")
+    p.add_argument("sae", help="SAE folder (any supported format)")
+    p.add_argument("--format", required=True, choices=formats[:3])
+    p.add_argument("--out", required=True, help="new folder (must not exist)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="convert a SAELens/sparsify/GemmaScope SAE to ours")
+    p.add_argument("path", help="SAE folder or params.npz")
+    p.add_argument("--format", choices=formats, help="default: detected from the files")
+    p.add_argument("--out", required=True, help="new native SAE folder (must not exist)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("frontier", help="fidelity vs granularity (or vs sparsity) of SAEs")
+    p.add_argument("sae", nargs="+", help="SAE folders or files (any supported format)")
+    p.add_argument("--data", required=True, help="held-out activations (.npy, cache YAML)")
+    p.add_argument("--out", required=True, help="folder for the JSON and PNGs")
+    p.add_argument("--granularities", help="G grid, e.g. 256,512,1024 (default N/64..N)")
+    p.add_argument("--prefixes", help="sparsity frontier instead: prefix sizes, e.g. 512,1024")
+    p.add_argument("--mode", choices=["relative", "prefix"], default="relative")
+    p.add_argument("--rsa-rows", dest="rsa_rows", type=int, default=1000)
+    p.add_argument("--lm", help="LM for the recaptured loss (e.g. offline-default)")
+    p.add_argument("--text", help="held-out text for the LM windows")
+    p.add_argument("--part", default="heldout", choices=["train", "heldout", "all"])
+    p.add_argument("--hook", help="hook point the SAEs read, e.g. layers.2")
+    p.add_argument("--ctx", type=int, default=256)
+    p.add_argument("--windows", type=int, default=32, help="LM windows scored")
+    p.set_defaults(func=cmd_frontier)
+
+    p = sub.add_parser("power-law", help="power-law fits of decoder spectrum, E[z²], frequency")
+    p.add_argument("sae", nargs="+", help="SAE folders or files")
+    p.add_argument("--data", required=True, help="held-out activations (.npy, cache YAML)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--central", help="central range as rank fractions, e.g. 0.05,0.5")
+    p.add_argument("--max-rows", dest="max_rows", type=int)
+    p.set_defaults(func=cmd_power_law)
+
+    p = sub.add_parser("scaling-law", help="fit FVU(N,k,G) (SPEC §4.4) to scored points")
+    p.add_argument("points", help="CSV with N,k,G,fvu, or a results.json / frontier.json")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_scaling_law)
+
+    p = sub.add_parser("splitting", help="decoder-similarity heatmap; split counts vs a larger SAE")
+    p.add_argument("sae", help="SAE folder or file")
+    p.add_argument("--large", help="a larger SAE: count the latents each latent splits into")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--latents", type=int, default=1024, help="leading latents in the heatmap")
+    p.set_defaults(func=cmd_splitting)
     return parser
 
 

@@ -105,6 +105,16 @@ def mean_max_cosine_similarity(W: torch.Tensor, reference: torch.Tensor) -> floa
     return float((ref @ W.t()).max(dim=1).values.mean())
 
 
+def activation_mass(mean_activation: torch.Tensor) -> torch.Tensor:
+    """Cumulative share of Σ_j E[z_j] held by latents 0..j, in latent-index order (SPEC §3):
+    a progressive code has most of its mass in its first latents."""
+    mass = mean_activation.detach().double().clamp_min(0)
+    total = mass.sum()
+    if total <= 0:
+        raise PSAEError("no latent ever fired: the activation mass is empty")
+    return mass.cumsum(0) / total
+
+
 @torch.no_grad()
 def representational_similarity(
     x: torch.Tensor, x_hat: torch.Tensor, samples: int = 1000, seed: int = 0
@@ -129,6 +139,15 @@ def representational_similarity(
     return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
+@dataclass(frozen=True)
+class SpliceBaseline:
+    """Cross-entropy of the clean LM and of the zero-ablated one on one set of windows."""
+
+    ce_clean: float
+    ce_zero: float
+    tokens: int
+
+
 @dataclass
 class RecapturedLoss:
     """Next-token cross-entropy with the hook point's output replaced (SPEC §3)."""
@@ -148,24 +167,53 @@ class RecapturedLoss:
         return asdict(self)
 
 
+def _cross_entropy(lm, input_ids: torch.Tensor, hook: str, replace, exclude_bos: bool,
+                   windows_per_pass: int):
+    """Spliced CE summed over the windows, a few windows per forward pass (bounded logits)."""
+    from progressive_sae.lm.hooks import spliced_cross_entropy
+
+    total = None
+    for start in range(0, input_ids.shape[0], windows_per_pass):
+        part = spliced_cross_entropy(
+            lm, input_ids[start:start + windows_per_pass], hook, replace, exclude_bos
+        )
+        total = part if total is None else total + part
+    if total is None:
+        raise PSAEError("no LM windows to evaluate on: expected at least one")
+    return total
+
+
+@torch.no_grad()
+def splice_baseline(
+    lm, input_ids: torch.Tensor, hook: str, exclude_bos: bool = True, windows_per_pass: int = 8
+) -> SpliceBaseline:
+    """CE_clean and CE_zero, computed once and shared by every SAE scored on these windows."""
+    from progressive_sae.lm.hooks import zero_ablation
+
+    clean = _cross_entropy(lm, input_ids, hook, None, exclude_bos, windows_per_pass)
+    zero = _cross_entropy(lm, input_ids, hook, zero_ablation, exclude_bos, windows_per_pass)
+    return SpliceBaseline(clean.mean, zero.mean, clean.count)
+
+
 @torch.no_grad()
 def recaptured_loss(
     lm, sae: SparseAutoencoder, input_ids: torch.Tensor, hook: str,
     granularity: int | None = None, mode: str = "relative", exclude_bos: bool = True,
+    baseline: SpliceBaseline | None = None, windows_per_pass: int = 8,
 ) -> RecapturedLoss:
     """Splice the SAE's reconstruction (at granularity G) into the LM at `hook`."""
-    from progressive_sae.lm.hooks import sae_splice, spliced_cross_entropy, zero_ablation
+    from progressive_sae.lm.hooks import sae_splice
 
+    if baseline is None:
+        baseline = splice_baseline(lm, input_ids, hook, exclude_bos, windows_per_pass)
     was_training = sae.training
     sae.eval()
-    clean = spliced_cross_entropy(lm, input_ids, hook, None, exclude_bos)
-    spliced = spliced_cross_entropy(
-        lm, input_ids, hook, sae_splice(sae, granularity, mode), exclude_bos
+    spliced = _cross_entropy(
+        lm, input_ids, hook, sae_splice(sae, granularity, mode), exclude_bos, windows_per_pass
     )
-    zero = spliced_cross_entropy(lm, input_ids, hook, zero_ablation, exclude_bos)
     sae.train(was_training)
-    c, s, z = clean.mean, spliced.mean, zero.mean
+    c, s, z = baseline.ce_clean, spliced.mean, baseline.ce_zero
     return RecapturedLoss(
         ce_clean=c, ce_spliced=s, ce_zero=z, ratio=c / s, difference=s - c,
-        fraction_recovered=(z - s) / (z - c) if z != c else float("nan"), tokens=clean.count,
+        fraction_recovered=(z - s) / (z - c) if z != c else float("nan"), tokens=spliced.count,
     )

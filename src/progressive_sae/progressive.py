@@ -55,7 +55,13 @@ def rank_latents(
     """A permutation listing latents from most to least important (ties keep index order)."""
     if by not in RANKINGS:
         raise PSAEError(f"ranking {by!r}: expected one of {RANKINGS}")
-    stats = latent_statistics(sae, data, batch_size, max_rows)
+    return ranking(latent_statistics(sae, data, batch_size, max_rows), by)
+
+
+def ranking(stats: LatentStatistics, by: str = "mean_sq") -> torch.Tensor:
+    """Latents from most to least important by `by` ('mean_sq' or 'frequency')."""
+    if by not in RANKINGS:
+        raise PSAEError(f"ranking {by!r}: expected one of {RANKINGS}")
     score = stats.mean_sq if by == "mean_sq" else stats.frequency
     return torch.sort(-score, stable=True).indices
 

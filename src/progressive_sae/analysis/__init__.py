@@ -1,5 +1,16 @@
 """Analyses of trained SAEs (SPEC §4): each a function returning a typed result, plus a plot."""
 
+from progressive_sae.analysis.activation_mass import (
+    ActivationMassCurve,
+    activation_mass_curve,
+    plot_activation_mass,
+)
+from progressive_sae.analysis.frontier import (
+    FrontierPoint,
+    plot_frontier,
+    progressive_frontier,
+    sparsity_frontier,
+)
 from progressive_sae.analysis.plotting import new_figure, save_figure
 from progressive_sae.analysis.power_law import (
     DEFAULT_CENTRAL,
@@ -26,6 +37,13 @@ from progressive_sae.analysis.splitting import (
 )
 
 __all__ = [
+    "ActivationMassCurve",
+    "FrontierPoint",
+    "activation_mass_curve",
+    "plot_activation_mass",
+    "plot_frontier",
+    "progressive_frontier",
+    "sparsity_frontier",
     "DEFAULT_CENTRAL",
     "DictionaryPowerLaw",
     "FeatureSplitting",

@@ -6,6 +6,7 @@ from progressive_sae.data.source import (
     ActivationSource,
     IterableSource,
     NpySource,
+    RowRange,
     TensorSource,
     as_source,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "NpySource",
     "SyntheticActivations",
     "SyntheticConfig",
+    "RowRange",
     "TensorSource",
     "as_source",
     "iterate_batches",

@@ -123,3 +123,24 @@ def as_source(data: object) -> ActivationSource | IterableSource:
         return IterableSource(data)
     raise PSAEError(f"activations of type {type(data).__name__}: expected a tensor, array, "
                     ".npy path or iterable of tensors")
+
+
+class RowRange:
+    """Rows [start, stop) of a random-access source, seen as a source of their own
+    (e.g. one held-out set split into a ranking part and an evaluation part)."""
+
+    def __init__(self, source: ActivationSource, start: int, stop: int) -> None:
+        if not 0 <= start < stop <= len(source):
+            raise PSAEError(
+                f"rows [{start}, {stop}): expected 0 ≤ start < stop ≤ {len(source)}, the "
+                "source's row count"
+            )
+        self.source, self.start, self.stop = source, start, stop
+        self.d_in = source.d_in
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        stop = min(stop, len(self))
+        return self.source.rows(self.start + start, self.start + stop)

@@ -407,3 +407,17 @@ def _dataset_documents(data: Any, config: TextConfig, name: str) -> Iterator[str
                             f"{sorted(batch)}")
         for value in batch[column]:
             yield _as_text(value, f"dataset {name} column {column!r}")
+
+
+def take_windows(config: TextConfig, tokenizer: Any, count: int) -> np.ndarray:
+    """The first `count` windows of the text as a [count', ctx] array (count' ≤ count when
+    the text runs out; at least one, else a clear error)."""
+    windows = []
+    for window in iter_windows(config, tokenizer):
+        windows.append(window)
+        if len(windows) == count:
+            break
+    if not windows:
+        raise PSAEError(f"the {config.part} text of {config.source!r} gives no full window of "
+                        f"ctx={config.ctx} tokens")
+    return np.stack(windows)

@@ -1,0 +1,185 @@
+"""The whole `psae run`, step by step: data → training → permutation → scoring → analyses →
+report. This is the one place that chains training, evaluation and reporting."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from progressive_sae.analysis.frontier import FrontierPoint, usable_granularities
+from progressive_sae.atomic import write_json_atomic
+from progressive_sae.errors import PSAEError
+from progressive_sae.evaluation import Fidelity, evaluate_fidelity
+from progressive_sae.experiment.analyses import run_analyses
+from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.experiment.runner import (
+    EVALUATIONS_FILE,
+    RANKING_LABELS,
+    EvaluationLog,
+    PlannedRun,
+    permuted,
+    planned_runs,
+    prepare_data,
+    train_or_reuse,
+)
+from progressive_sae.progressive import LatentStatistics, latent_statistics
+from progressive_sae.report import write_report
+from progressive_sae.sae.base import SparseAutoencoder
+
+
+@dataclass
+class Catalogue:
+    """Every SAE of the experiment, by name, with what the analyses need to know of it."""
+
+    saes: dict[str, SparseAutoencoder]
+    runs: dict[str, PlannedRun]
+    """The trained ones."""
+    external: list[str]
+    """Names of the imported ones."""
+    stats: dict[str, LatentStatistics]
+    """Latent statistics of each unpermuted SAE on the ranking rows."""
+
+
+@dataclass
+class ExperimentResult:
+    """Where a finished `psae run` wrote its outputs."""
+
+    out: Path
+    results: Path
+    report_html: Path
+    report_md: Path
+    plots: list[Path]
+    seconds: float
+
+
+def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentResult:
+    started = time.perf_counter()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_data(cfg, progress)
+    log = EvaluationLog(cfg.out / EVALUATIONS_FILE, prepared.fingerprint)
+    catalogue = _build_catalogue(cfg, prepared, log, progress)
+    jobs = frontier_jobs(cfg, catalogue)
+    points = _score(jobs, catalogue, prepared, log, cfg.eval.mode, progress)
+    analyses = run_analyses(cfg, catalogue, points, cfg.out / "plots")
+    results = {
+        "config": {"grid": cfg.grid.__dict__, "eval": cfg.eval.__dict__,
+                   "train": cfg.train.to_dict(), "text": cfg.text, "lm": cfg.lm,
+                   "extract": cfg.extract},
+        "saes": {name: {"num_latents": s.num_latents, "k": s.cfg.k,
+                        "activation": s.cfg.activation, "granularities": s.cfg.granularities}
+                 for name, s in catalogue.saes.items()},
+        "baseline_ce": _baseline(prepared),
+        "points": [p.to_dict() for p in points],
+        **analyses.to_dict(),
+    }
+    results_path = cfg.out / "results.json"
+    write_json_atomic(results_path, results)
+    html, md = write_report(cfg.out, results, analyses)
+    return ExperimentResult(cfg.out, results_path, html, md, analyses.plots,
+                            time.perf_counter() - started)
+
+
+def _baseline(prepared) -> dict | None:
+    if not prepared.evalset.has_lm:
+        return None
+    b = prepared.evalset.baseline()
+    return {"ce_clean": b.ce_clean, "ce_zero": b.ce_zero, "tokens": b.tokens}
+
+
+def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
+                     progress: bool) -> Catalogue:
+    saes: dict[str, SparseAutoencoder] = {}
+    runs = {run.name: run for run in planned_runs(cfg)}
+    for run in runs.values():
+        sae, fresh = train_or_reuse(run, cfg, prepared.train, progress)
+        if fresh:  # anything derived from an earlier SAE of this name is stale
+            for by in RANKING_LABELS:
+                shutil.rmtree(cfg.out / "saes" / f"{run.name}+{by}", ignore_errors=True)
+                log.forget(f"{run.name}+{by}")
+            log.forget(run.name)
+        saes[run.name] = sae.to(cfg.train.device)
+    external = []
+    for ext in cfg.external:
+        from progressive_sae.formats import import_sae
+
+        if ext.name in saes:
+            raise PSAEError(f"external SAE name {ext.name!r} is already a run name: rename it")
+        path = Path(ext.path)
+        if not path.is_absolute() and not path.exists():
+            path = cfg.base / path
+        sae = import_sae(path, ext.format, device=cfg.train.device)
+        if sae.d_in != prepared.evalset.activations.d_in:
+            raise PSAEError(f"external SAE {ext.name!r} reads width {sae.d_in}: the experiment's "
+                            f"activations have width {prepared.evalset.activations.d_in}")
+        saes[ext.name] = sae
+        external.append(ext.name)
+    stats = {}
+    for name, sae in tqdm(list(saes.items()), desc="rank", unit="sae", disable=not progress):
+        stats[name] = latent_statistics(sae, prepared.rank, batch_size=cfg.eval.batch_size)
+        for by in cfg.grid.permute_by:
+            saes[f"{name}+{by}"] = permuted(name, sae, stats[name], by, cfg.out)
+    return Catalogue(saes, runs, external, stats)
+
+
+def permuted_label(family: str, by: str) -> str:
+    return f"{family} permuted by {RANKING_LABELS[by]}"
+
+
+def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str, int]]:
+    """(series, SAE name, G) of every point the analyses need."""
+    grid, n, k = cfg.grid, cfg.grid.num_latents, cfg.grid.k
+    gs = cfg.eval.resolved_granularities(grid)
+    jobs: list[tuple[str, str, int]] = []
+
+    def along(series: str, name: str, sizes: list[int]) -> None:
+        if name in cat.saes:
+            jobs.extend((series, name, g) for g in usable_granularities(cat.saes[name], sizes))
+
+    main_runs = [r for r in cat.runs.values() if r.num_latents == n and r.k == k]
+    for run in main_runs:
+        label = run.family if run.family != "TopK" else "TopK, unpermuted"
+        along(label, run.name, gs)
+        for by in grid.permute_by:
+            along(permuted_label(run.family, by), f"{run.name}+{by}", gs)
+    for run in cat.runs.values():
+        if run.family == "TopK" and run.k == k:
+            along("TopK baselines (trained at size G)", run.name, [run.num_latents])
+            if run.num_latents < n and "mean_sq" in grid.permute_by:
+                along(f"TopK-{run.num_latents} permuted by E[z²]", f"{run.name}+mean_sq", gs)
+    prefixes = [g for g in cfg.eval.resolved_prefixes(grid) if g < n] + [n]
+    for run in cat.runs.values():
+        if run.num_latents != n or run.family == "Sampled Matryoshka":
+            continue
+        name = f"{run.name}+mean_sq" if run.family == "TopK" else run.name
+        family = "TopK permuted by E[z²]" if run.family == "TopK" else run.family
+        for g in prefixes:
+            along(f"sparsity: {family} @{g}", name, [g])
+        if run.family == "TopK" and run.k != k:  # more (N, k, G) points for the scaling law
+            along(f"scaling: TopK-k{run.k} permuted by E[z²]", name, gs)
+    for name in cat.external:
+        along(name, name, gs)
+        for by in grid.permute_by:
+            along(f"{name} permuted by {RANKING_LABELS[by]}", f"{name}+{by}", gs)
+    return jobs
+
+
+def _score(jobs, cat: Catalogue, prepared, log: EvaluationLog, mode: str,
+           progress: bool) -> list[FrontierPoint]:
+    todo = sorted({(name, g) for _, name, g in jobs if log.get(name, g, mode) is None})
+    for name, g in tqdm(todo, desc="evaluate", unit="point", disable=not progress):
+        sae = cat.saes[name]
+        fidelity = evaluate_fidelity(sae, prepared.evalset, g, mode)
+        log.add({"sae": name, "num_latents": sae.num_latents, "trained_k": sae.cfg.k,
+                 **fidelity.to_dict()})
+    points = []
+    for series, name, g in jobs:
+        record = dict(log.get(name, g, mode))
+        own = {key: record.pop(key) for key in ("sae", "num_latents", "trained_k")}
+        record.pop("fingerprint", None)
+        points.append(FrontierPoint(series, own["sae"], own["num_latents"], own["trained_k"],
+                                    Fidelity(**record)))
+    return points

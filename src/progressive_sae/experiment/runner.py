@@ -1,0 +1,224 @@
+"""`psae run`: train what is missing, permute, score everything, analyse, report.
+
+Everything lands under `cfg.out`:
+  acts/train, acts/heldout   activation caches (LM pipelines; extraction resumes)
+  runs/<name>/               one training run each (reused when finished, resumed if not)
+  saes/<name>+<ranking>/     the permuted copies
+  evaluations.jsonl          every scored point, appended as it finishes (never redone)
+  plots/*.png, results.json, report.html, report.md
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from progressive_sae.data.source import ActivationSource, RowRange
+from progressive_sae.errors import PSAEError
+from progressive_sae.evaluation import EvalSet
+from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.progressive import LatentStatistics, ranking
+from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.io import load_sae, save_sae
+from progressive_sae.train.checkpoint import latest_checkpoint
+from progressive_sae.train.config import TrainConfig
+from progressive_sae.train.trainer import FINAL_SAE, Trainer
+
+EVALUATIONS_FILE = "evaluations.jsonl"
+RANKING_LABELS = {"mean_sq": "E[z²]", "frequency": "frequency"}
+
+
+@dataclass
+class PlannedRun:
+    """One SAE of the grid to train."""
+
+    name: str
+    """Run folder name, e.g. 'matryoshka-N2048-k32'."""
+    family: str
+    """'TopK', 'Matryoshka' or 'Sampled Matryoshka'."""
+    settings: dict[str, Any]
+    """TrainConfig fields that differ per run."""
+
+    @property
+    def num_latents(self) -> int:
+        return self.settings["num_latents"]
+
+    @property
+    def k(self) -> int:
+        return self.settings["k"]
+
+
+def planned_runs(cfg: ExperimentConfig) -> list[PlannedRun]:
+    """The grid, main runs first: TopK baselines, Matryoshka (fixed, sampled), then the k grid."""
+    grid, n = cfg.grid, cfg.grid.num_latents
+    act = grid.activation
+
+    def topk(size: int, k: int) -> PlannedRun:
+        return PlannedRun(f"{act}-N{size}-k{k}", "TopK",
+                          {"num_latents": size, "k": k, "activation": act})
+
+    def matryoshka(k: int) -> PlannedRun:
+        return PlannedRun(f"matryoshka-N{n}-k{k}", "Matryoshka",
+                          {"num_latents": n, "k": k, "activation": act,
+                           "granularities": grid.resolved_matryoshka()})
+
+    runs = [topk(size, grid.k) for size in grid.resolved_baselines()]
+    if grid.resolved_matryoshka():
+        runs.append(matryoshka(grid.k))
+    if grid.sampled_granularities:
+        runs.append(PlannedRun(f"sampled-N{n}-k{grid.k}", "Sampled Matryoshka",
+                               {"num_latents": n, "k": grid.k, "activation": act,
+                                "sampled_granularities": grid.sampled_granularities}))
+    for k in sorted(set(grid.k_grid) - {grid.k}):
+        runs.append(topk(n, k))
+        if grid.resolved_matryoshka():
+            runs.append(matryoshka(k))
+    return runs
+
+
+@dataclass
+class Prepared:
+    """The data an experiment trains on and scores with."""
+
+    train: Any
+    """Training activation source."""
+    rank: ActivationSource
+    """Held-out rows that rank latents."""
+    evalset: EvalSet
+    """Held-out rows (and LM windows) that are scored."""
+    fingerprint: str
+    """Identifies the scoring data; cached points are reused only for the same one."""
+
+
+def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
+    """Build (or reuse) the activation caches and the held-out sets."""
+    from progressive_sae.config_files import data_source
+
+    if not cfg.uses_lm:
+        train = data_source(cfg.data, cfg.base)
+        heldout = data_source(cfg.eval_data, cfg.base)
+        lm = input_ids = hook = None
+    else:
+        train, heldout, lm, input_ids, hook = _lm_data(cfg, progress)
+    if not isinstance(heldout, ActivationSource) or len(heldout) <= cfg.eval.rank_rows:
+        rows = len(heldout) if isinstance(heldout, ActivationSource) else "?"
+        raise PSAEError(f"the held-out set has {rows} rows: expected more than "
+                        f"eval.rank_rows={cfg.eval.rank_rows} (the rest are scored)")
+    if heldout.d_in != train.d_in:
+        raise PSAEError(f"held-out activations have width {heldout.d_in}, training ones "
+                        f"{train.d_in}: expected the same hook point")
+    rank = RowRange(heldout, 0, cfg.eval.rank_rows)
+    scored = RowRange(heldout, cfg.eval.rank_rows, len(heldout))
+    evalset = EvalSet(scored, cfg.eval.rsa_rows, lm, input_ids, hook,
+                      batch_size=cfg.eval.batch_size, windows_per_pass=cfg.eval.windows_per_pass)
+    fingerprint = json.dumps([len(heldout), cfg.eval.rank_rows, cfg.eval.rsa_rows,
+                              None if input_ids is None else list(input_ids.shape)])
+    return Prepared(train, rank, evalset, fingerprint)
+
+
+def _lm_data(cfg: ExperimentConfig, progress: bool):
+    from progressive_sae.data.cache import CachedActivations
+    from progressive_sae.lm import load_lm
+    from progressive_sae.lm.extract import extract
+    from progressive_sae.lm.model import OFFLINE_DEFAULT
+    from progressive_sae.lm.text import OFFLINE_CORPUS, TextConfig, take_windows
+
+    text = TextConfig.from_dict({**cfg.text, "part": "train"}, where="text")
+    if text.source != OFFLINE_CORPUS and text.heldout_fraction <= 0:
+        raise PSAEError("text.heldout_fraction is 0: set it (e.g. 0.01) so that some documents "
+                        "are held out for scoring")
+    heldout_text = TextConfig.from_dict({**cfg.text, "part": "heldout"}, where="text")
+    lm = load_lm(cfg.lm.get("model", OFFLINE_DEFAULT), device=cfg.lm.get("device", "cpu"),
+                 dtype=cfg.lm.get("dtype"))
+    hook = cfg.extract["hook"]
+    options = {k: v for k, v in cfg.extract.items() if k in ("batch_size", "dtype", "exclude_bos")}
+    max_tokens = cfg.extract.get("max_tokens", cfg.train.total_tokens)
+    extract(lm, text, hook, cfg.out / "acts" / "train", max_tokens, progress=progress, **options)
+    extract(lm, heldout_text, hook, cfg.out / "acts" / "heldout", cfg.eval.heldout_tokens,
+            progress=progress, **options)
+    train = CachedActivations(cfg.out / "acts" / "train")
+    heldout = CachedActivations(cfg.out / "acts" / "heldout", shuffle_buffer=0)
+    input_ids = None
+    if cfg.eval.lm_windows:
+        windows = take_windows(heldout_text, lm.tokenizer, cfg.eval.lm_windows)
+        input_ids = torch.as_tensor(windows, dtype=torch.long)
+    return train, heldout, (lm if input_ids is not None else None), input_ids, hook
+
+
+def train_or_reuse(
+    run: PlannedRun, cfg: ExperimentConfig, data: Any, progress: bool = True
+) -> tuple[SparseAutoencoder, bool]:
+    """The run's finished SAE, trained now (or resumed from its last checkpoint) or reused;
+    the flag says whether it is new."""
+    folder = cfg.out / "runs" / run.name
+    if (folder / FINAL_SAE).is_dir():
+        return load_sae(folder / FINAL_SAE), False
+    resume = folder.is_dir() and latest_checkpoint(folder) is not None
+    if folder.is_dir() and not resume:  # started but killed before its first checkpoint
+        for item in sorted(folder.rglob("*"), reverse=True):
+            item.rmdir() if item.is_dir() else item.unlink()
+    print(f"[{run.name}] {'resuming' if resume else 'training'} in {folder}")
+    fields = {**cfg.train.to_dict(), "granularities": None, "sampled_granularities": 0,
+              **run.settings}
+    trainer = Trainer(TrainConfig.from_dict(fields, "train"), data, run_dir=folder,
+                      resume=resume, progress=progress)
+    result = trainer.fit()
+    print(f"[{run.name}] {result.tokens_per_second:,.0f} tokens/s, train FVU {result.fvu:.4f}")
+    return trainer.sae, True
+
+
+def permuted(
+    name: str, sae: SparseAutoencoder, stats: LatentStatistics, by: str, out: Path
+) -> SparseAutoencoder:
+    """`sae` reordered by `by`, saved under out/saes (reused when there)."""
+    folder = out / "saes" / f"{name}+{by}"
+    if folder.is_dir():
+        return load_sae(folder, device=sae.W_dec.device)
+    result = sae.permute(ranking(stats, by))
+    result.cfg.metadata["permuted_by"] = by
+    save_sae(result, folder, overwrite=True)
+    return result
+
+
+class EvaluationLog:
+    """Scored points on disk (one JSON per line), keyed by (SAE, G, mode, data fingerprint)."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path, self.fingerprint = path, fingerprint
+        self.points: dict[tuple, dict] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill: that point is simply redone
+                if record.get("fingerprint") == fingerprint:
+                    self.points[self.key(record)] = record
+
+    @staticmethod
+    def key(record: dict) -> tuple:
+        return record["sae"], record["granularity"], record["mode"]
+
+    def get(self, sae: str, granularity: int, mode: str) -> dict | None:
+        return self.points.get((sae, granularity, mode))
+
+    def add(self, record: dict) -> None:
+        record = {**record, "fingerprint": self.fingerprint}
+        self.points[self.key(record)] = record
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    def forget(self, sae: str) -> None:
+        self.points = {k: v for k, v in self.points.items() if k[0] != sae}
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.points.values())
+
+

@@ -1,0 +1,47 @@
+"""Claims are judged from results alone: holds, does not hold, or not tested."""
+
+from progressive_sae.report.claims import evaluate_claims
+from progressive_sae.report.render import build_blocks, to_html, to_markdown
+
+
+def point(series, g, fvu, rsa=0.9, **extra):
+    return {"series": series, "sae": series, "granularity": g, "num_latents": 64,
+            "trained_k": 8, "fvu": fvu, "rsa": rsa, "ce_ratio": None, **extra}
+
+
+def results(points):
+    return {"config": {"grid": {"num_latents": 64, "k": 8}, "eval": {"mode": "relative"},
+                       "train": {"total_tokens": 1000}, "extract": {}, "text": None, "lm": {}},
+            "saes": {}, "points": points, "plots": ["frontier_fvu.png"]}
+
+
+def by_claim(claims, start):
+    (claim,) = [c for c in claims if c.claim.startswith(start)]
+    return claim
+
+
+def test_matryoshka_beating_permuted_topk_everywhere_holds_and_once_losing_does_not():
+    gs = [16, 32, 64]
+    win = [point("Matryoshka", g, 0.1) for g in gs] + [
+        point("TopK permuted by E[z²]", g, 0.2) for g in gs]
+    claim = by_claim(evaluate_claims(results(win)), "Matryoshka has lower FVU")
+    assert claim.verdict == "holds" and "2/2" in claim.found
+    lose = [p for p in win if not (p["series"].startswith("TopK") and p["granularity"] == 16)]
+    lose.append(point("TopK permuted by E[z²]", 16, 0.05))
+    assert by_claim(evaluate_claims(results(lose)), "Matryoshka has lower FVU").verdict == (
+        "does not hold")
+
+
+def test_claims_without_data_are_not_tested():
+    claims = evaluate_claims(results([]))
+    assert all(c.verdict == "not tested" for c in claims)
+    assert by_claim(claims, "Matryoshka has higher recaptured").found.startswith("no ce_ratio")
+
+
+def test_the_report_has_the_claims_table_and_the_plots_in_both_formats():
+    blocks = build_blocks(results([point("Matryoshka", 16, 0.1)]))
+    md, html = to_markdown(blocks), to_html(blocks)
+    assert "| claim | paper | this run | verdict |" in md
+    assert "![" in md and "(plots/frontier_fvu.png)" in md
+    assert "<img src='plots/frontier_fvu.png'" in html
+    assert "E[z²]" in html and "<script" not in html
