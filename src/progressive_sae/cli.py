@@ -202,7 +202,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from progressive_sae.report import write_report
 
     run = Path(args.run)
-    results = read_json_object(run / "results.json", f"{run}: expected a `psae run` folder")
+    results = read_json_object(run / "results.json",
+                               f"{run}: expected a `psae run` folder holding results.json")
     html, md = write_report(run, results)
     print(f"report: {html} (Markdown copy: {md})")
 
