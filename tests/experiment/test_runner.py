@@ -48,7 +48,7 @@ def test_a_run_writes_results_plots_and_a_report_with_the_claims(finished):
     series = {p["series"] for p in results["points"]}
     assert {"TopK permuted by E[z²]", "TopK permuted by frequency", "Matryoshka",
             "Sampled Matryoshka", "TopK baselines (trained at size G)"} <= series
-    assert set(results["power_law"]) >= {"topk-N32-k8", "topk-N64-k8", "topk-N128-k8"}
+    assert set(results["power_law"]) >= {"topk-N32-k2", "topk-N64-k4", "topk-N128-k8"}
     md = result.report_md.read_text()
     assert "| claim | paper | this run | verdict |" in md
     assert "Matryoshka has lower FVU than permuted TopK at every G < N" in md
@@ -68,11 +68,11 @@ def test_a_second_run_reuses_every_sae_and_every_scored_point(finished, capsys):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(finished, capsys):
     cfg, _ = finished
-    run = cfg.out / "runs" / "topk-N64-k8"
+    run = cfg.out / "runs" / "topk-N64-k4"
     before = load_sae(run / "sae")
     shutil.rmtree(run / "sae")  # as if killed after its last checkpoint, before the end
     run_experiment(cfg, progress=False)
-    assert "[topk-N64-k8] resuming" in capsys.readouterr().out
+    assert "[topk-N64-k4] resuming" in capsys.readouterr().out
     after = load_sae(run / "sae")
     for name, tensor in before.state_dict().items():
         assert torch.equal(tensor, after.state_dict()[name])
@@ -81,7 +81,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(finished, capsys):
 def test_the_grid_holds_the_papers_runs():
     cfg = load_experiment_from_grid(GridConfig(num_latents=1024, k=16, k_grid=[8, 32]))
     names = [r.name for r in planned_runs(cfg)]
-    assert names == ["topk-N256-k16", "topk-N512-k16", "topk-N1024-k16", "matryoshka-N1024-k16",
+    assert names == ["topk-N256-k4", "topk-N512-k8", "topk-N1024-k16", "matryoshka-N1024-k16",
                      "sampled-N1024-k16", "topk-N1024-k8", "matryoshka-N1024-k8",
                      "topk-N1024-k32", "matryoshka-N1024-k32"]
     assert EvalConfig().resolved_granularities(cfg.grid) == [16, 32, 64, 128, 256, 512, 1024]

@@ -112,7 +112,7 @@ def _main_runs(cfg: ExperimentConfig, cat: Catalogue) -> dict[str, str]:
 
 
 def _power_law(cfg: ExperimentConfig, cat: Catalogue, result: Analyses, plots_dir: Path) -> None:
-    chosen = [r.name for r in cat.runs.values() if r.family == "TopK" and r.k == cfg.grid.k]
+    chosen = [r.name for r in cat.runs.values() if r.baseline]
     chosen += [name for family, name in _main_runs(cfg, cat).items() if family != "TopK"]
     chosen += cat.external
     for name in chosen:
@@ -154,8 +154,7 @@ def _splitting(cfg: ExperimentConfig, cat: Catalogue, result: Analyses, plots_di
         for family, name in main.items():
             if family in ("TopK", "Matryoshka"):
                 result.block_similarity[family] = block_contrast(cat.saes[name], bounds)
-    sizes = sorted((r.num_latents, r.name) for r in cat.runs.values()
-                   if r.family == "TopK" and r.k == cfg.grid.k)
+    sizes = sorted((r.num_latents, r.name) for r in cat.runs.values() if r.baseline)
     if len(sizes) >= 2:
         small, large = sizes[0][1], sizes[-1][1]
         result.splitting = split_counts(cat.saes[small], cat.saes[large],

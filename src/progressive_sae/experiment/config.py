@@ -33,7 +33,8 @@ class GridConfig:
     activation: str = "topk"
     """Activation rule of every run: 'topk' or 'batchtopk'."""
     baseline_sizes: list[int] | None = None
-    """Sizes of the TopK baselines trained from scratch; None = N/4, N/2, N."""
+    """Sizes G of the TopK baselines trained from scratch (with k_G = k·G/N); None = N/4, N/2,
+    N."""
     matryoshka_granularities: list[int] | None = None
     """Granularities of the fixed Matryoshka run; None = N/4, N/2, N; [] = no such run."""
     sampled_granularities: int = 2
@@ -62,8 +63,8 @@ class GridConfig:
         if self.activation not in ("topk", "batchtopk"):
             raise PSAEError(f"grid.activation={self.activation!r}: expected 'topk' or 'batchtopk'")
         for size in self.resolved_baselines():
-            if not self.k < size <= self.num_latents:
-                raise PSAEError(f"grid.baseline_sizes entry {size}: expected k={self.k} < size ≤ "
+            if not 2 <= size <= self.num_latents:
+                raise PSAEError(f"grid.baseline_sizes entry {size}: expected 2 ≤ size ≤ "
                                 f"num_latents={self.num_latents}")
         for k in self.k_grid:
             if not 0 < k < self.num_latents:

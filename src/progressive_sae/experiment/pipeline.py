@@ -146,7 +146,7 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
         for by in grid.permute_by:
             along(permuted_label(run.family, by), f"{run.name}+{by}", gs)
     for run in cat.runs.values():
-        if run.family == "TopK" and run.k == k:
+        if run.baseline:
             along("TopK baselines (trained at size G)", run.name, [run.num_latents])
             if run.num_latents < n and "mean_sq" in grid.permute_by:
                 along(f"TopK-{run.num_latents} permuted by E[z²]", f"{run.name}+mean_sq", gs)

@@ -43,6 +43,8 @@ class PlannedRun:
     """'TopK', 'Matryoshka' or 'Sampled Matryoshka'."""
     settings: dict[str, Any]
     """TrainConfig fields that differ per run."""
+    baseline: bool = False
+    """A TopK baseline of the progressive frontier (trained at size G with k_G = k·G/N)."""
 
     @property
     def num_latents(self) -> int:
@@ -54,20 +56,24 @@ class PlannedRun:
 
 
 def planned_runs(cfg: ExperimentConfig) -> list[PlannedRun]:
-    """The grid, main runs first: TopK baselines, Matryoshka (fixed, sampled), then the k grid."""
+    """The grid, main runs first: TopK baselines, Matryoshka (fixed, sampled), then the k grid.
+
+    A baseline of size G is trained with k_G = round(k·G/N): the sparsity at which the
+    progressive coders are scored at G (fixed relative sparsity, as in the paper)."""
     grid, n = cfg.grid, cfg.grid.num_latents
     act = grid.activation
 
-    def topk(size: int, k: int) -> PlannedRun:
+    def topk(size: int, k: int, baseline: bool = False) -> PlannedRun:
         return PlannedRun(f"{act}-N{size}-k{k}", "TopK",
-                          {"num_latents": size, "k": k, "activation": act})
+                          {"num_latents": size, "k": k, "activation": act}, baseline)
 
     def matryoshka(k: int) -> PlannedRun:
         return PlannedRun(f"matryoshka-N{n}-k{k}", "Matryoshka",
                           {"num_latents": n, "k": k, "activation": act,
                            "granularities": grid.resolved_matryoshka()})
 
-    runs = [topk(size, grid.k) for size in grid.resolved_baselines()]
+    runs = [topk(size, max(1, round(grid.k * size / n)), baseline=True)
+            for size in grid.resolved_baselines()]
     if grid.resolved_matryoshka():
         runs.append(matryoshka(grid.k))
     if grid.sampled_granularities:

@@ -54,6 +54,9 @@ def _beats(results: dict, better: str, worse: str, metric: str, lower: bool, n: 
     g = shared[len(shared) // 2]
     found = (f"better at {len(wins)}/{len(shared)} granularities G < N; at G={g}: "
              f"{a[g]:.4g} vs {b[g]:.4g}")
+    losses = [g for g in shared if g not in wins]
+    if losses:
+        found += "; not better at G = " + ", ".join(map(str, losses))
     return Claim(claim, paper, found, _verdict(len(wins) == len(shared)))
 
 
