@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from progressive_sae.errors import PSAEError
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -57,3 +59,14 @@ def atomic_directory(path: Path, overwrite: bool = False) -> Iterator[Path]:
         raise
 
 
+def write_folder(path: str | Path, overwrite: bool, fill: Callable[[Path], None]) -> Path:
+    """Create `path` atomically by letting `fill` write into a scratch folder."""
+    path = Path(path)
+    try:
+        with atomic_directory(path, overwrite=overwrite) as scratch:
+            fill(scratch)
+    except FileExistsError:
+        raise PSAEError(
+            f"{path} already exists; choose another path or allow overwriting"
+        ) from None
+    return path

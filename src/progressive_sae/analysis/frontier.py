@@ -16,6 +16,7 @@ import matplotlib
 from tqdm import tqdm
 
 from progressive_sae.analysis.plotting import new_figure, save_figure
+from progressive_sae.analysis.scaling_law import ScalingPoint
 from progressive_sae.evaluation import EvalSet, Fidelity, evaluate_fidelity
 from progressive_sae.sae.base import SparseAutoencoder
 
@@ -56,6 +57,18 @@ class FrontierPoint:
 
     def value(self, metric: str) -> float | None:
         return getattr(self.fidelity, metric)
+
+
+def scaling_points(points: Iterable[FrontierPoint]) -> list[ScalingPoint]:
+    """(N, k, G, FVU) of each distinct (SAE, G) with a positive FVU, for the scaling law."""
+    seen, out = set(), []
+    for p in points:
+        key = (p.sae, p.fidelity.granularity)
+        if key not in seen and p.fidelity.fvu > 0:
+            seen.add(key)
+            out.append(ScalingPoint(p.num_latents, p.trained_k, p.fidelity.granularity,
+                                    p.fidelity.fvu))
+    return out
 
 
 def usable_granularities(sae: SparseAutoencoder, granularities: Iterable[int]) -> list[int]:

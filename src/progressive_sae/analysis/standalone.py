@@ -13,6 +13,7 @@ from progressive_sae.analysis.frontier import (
     FrontierPoint,
     plot_frontier,
     progressive_frontier,
+    scaling_points,
     sparsity_frontier,
 )
 from progressive_sae.analysis.power_law import dictionary_power_law, plot_power_law
@@ -123,14 +124,11 @@ def read_scaling_points(path: str | Path) -> list[ScalingPoint]:
     points = data.get("points") if isinstance(data, dict) else None
     if not isinstance(points, list):
         raise PSAEError(f"{path}: expected a CSV (N,k,G,fvu) or JSON with a 'points' list")
-    seen, out = set(), []
-    for p in points:
-        key = (p.get("sae"), p.get("granularity"))
-        if key in seen or p.get("fvu") is None:
-            continue
-        seen.add(key)
-        out.append(ScalingPoint(p["num_latents"], p["trained_k"], p["granularity"], p["fvu"]))
-    return out
+    try:
+        return scaling_points(FrontierPoint.from_dict(p) for p in points)
+    except (KeyError, TypeError) as err:
+        raise PSAEError(f"{path}: a point lacks the field {err}: expected scored frontier "
+                        "points") from None
 
 
 def scaling_law_files(points: Sequence[ScalingPoint], out: str | Path) -> list[Path]:

@@ -14,7 +14,7 @@ from progressive_sae.analysis.activation_mass import (
     activation_mass_curve,
     plot_activation_mass,
 )
-from progressive_sae.analysis.frontier import FrontierPoint, plot_frontier
+from progressive_sae.analysis.frontier import FrontierPoint, plot_frontier, scaling_points
 from progressive_sae.analysis.power_law import (
     DictionaryPowerLaw,
     dictionary_power_law,
@@ -22,7 +22,6 @@ from progressive_sae.analysis.power_law import (
 )
 from progressive_sae.analysis.scaling_law import (
     ScalingLawFit,
-    ScalingPoint,
     fit_scaling_law,
     plot_scaling_law,
 )
@@ -58,7 +57,6 @@ class Analyses:
     activation_mass: dict[str, ActivationMassCurve] = field(default_factory=dict)
     block_similarity: dict[str, float] = field(default_factory=dict)
     """Mean |cos| of decoder rows within a Matryoshka block over that across blocks."""
-    points: list[FrontierPoint] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +73,7 @@ class Analyses:
 
 def run_analyses(cfg: ExperimentConfig, cat: Catalogue, points: Sequence[FrontierPoint],
                  plots_dir: Path) -> Analyses:
-    result = Analyses(points=list(points))
+    result = Analyses()
     n, k = cfg.grid.num_latents, cfg.grid.k
     progressive = [p for p in points if not p.series.startswith(("sparsity:", "scaling:"))]
     styles = {BASELINE_SERIES: BASELINE_STYLE}
@@ -123,14 +121,9 @@ def _power_law(cfg: ExperimentConfig, cat: Catalogue, result: Analyses, plots_di
 
 def _scaling_law(points: Sequence[FrontierPoint], result: Analyses, plots_dir: Path) -> None:
     """Fit eq. 9 over every permuted-TopK (E[z²]) point: sizes, k values and granularities."""
-    seen, data = set(), []
-    for p in points:
-        is_topk_perm = p.sae.endswith("+mean_sq") and p.sae.split("-")[0] in ("topk", "batchtopk")
-        key = (p.sae, p.fidelity.granularity)
-        if is_topk_perm and key not in seen and p.fidelity.fvu > 0:
-            seen.add(key)
-            data.append(ScalingPoint(p.num_latents, p.trained_k, p.fidelity.granularity,
-                                     p.fidelity.fvu))
+    data = scaling_points(
+        p for p in points
+        if p.sae.endswith("+mean_sq") and p.sae.split("-")[0] in ("topk", "batchtopk"))
     try:
         result.scaling_law = fit_scaling_law(data)
     except PSAEError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from progressive_sae.analysis.frontier import FrontierPoint, usable_granularities
 from progressive_sae.atomic import write_json_atomic
 from progressive_sae.errors import PSAEError
-from progressive_sae.evaluation import Fidelity, evaluate_fidelity
+from progressive_sae.evaluation import evaluate_fidelity
 from progressive_sae.experiment.analyses import run_analyses
 from progressive_sae.experiment.config import ExperimentConfig
 from progressive_sae.experiment.runner import (
@@ -66,7 +66,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
     points = _score(jobs, catalogue, prepared, log, cfg.eval.mode, progress)
     analyses = run_analyses(cfg, catalogue, points, cfg.out / "plots")
     results = {
-        "config": {"grid": cfg.grid.__dict__, "eval": cfg.eval.__dict__,
+        "config": {"grid": asdict(cfg.grid), "eval": asdict(cfg.eval),
                    "train": cfg.train.to_dict(), "text": cfg.text, "lm": cfg.lm,
                    "extract": cfg.extract},
         "saes": {name: {"num_latents": s.num_latents, "k": s.cfg.k,
@@ -78,7 +78,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
     }
     results_path = cfg.out / "results.json"
     write_json_atomic(results_path, results)
-    html, md = write_report(cfg.out, results, analyses)
+    html, md = write_report(cfg.out, results)
     return ExperimentResult(cfg.out, results_path, html, md, analyses.plots,
                             time.perf_counter() - started)
 
@@ -175,11 +175,5 @@ def _score(jobs, cat: Catalogue, prepared, log: EvaluationLog, mode: str,
         fidelity = evaluate_fidelity(sae, prepared.evalset, g, mode)
         log.add({"sae": name, "num_latents": sae.num_latents, "trained_k": sae.cfg.k,
                  **fidelity.to_dict()})
-    points = []
-    for series, name, g in jobs:
-        record = dict(log.get(name, g, mode))
-        own = {key: record.pop(key) for key in ("sae", "num_latents", "trained_k")}
-        record.pop("fingerprint", None)
-        points.append(FrontierPoint(series, own["sae"], own["num_latents"], own["trained_k"],
-                                    Fidelity(**record)))
-    return points
+    return [FrontierPoint.from_dict({**log.get(name, g, mode), "series": series})
+            for series, name, g in jobs]

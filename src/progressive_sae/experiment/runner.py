@@ -11,6 +11,7 @@ Everything lands under `cfg.out`:
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,7 @@ def train_or_reuse(
         return load_sae(folder / FINAL_SAE), False
     resume = folder.is_dir() and latest_checkpoint(folder) is not None
     if folder.is_dir() and not resume:  # started but killed before its first checkpoint
-        for item in sorted(folder.rglob("*"), reverse=True):
-            item.rmdir() if item.is_dir() else item.unlink()
+        shutil.rmtree(folder)
     print(f"[{run.name}] {'resuming' if resume else 'training'} in {folder}")
     fields = {**cfg.train.to_dict(), "granularities": None, "sampled_granularities": 0,
               **run.settings}
@@ -203,7 +203,7 @@ class EvaluationLog:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a kill: that point is simply redone
-                if record.get("fingerprint") == fingerprint:
+                if record.pop("fingerprint", None) == fingerprint:
                     self.points[self.key(record)] = record
 
     @staticmethod
@@ -211,14 +211,14 @@ class EvaluationLog:
         return record["sae"], record["granularity"], record["mode"]
 
     def get(self, sae: str, granularity: int, mode: str) -> dict | None:
+        """The scored record (without the fingerprint), or None."""
         return self.points.get((sae, granularity, mode))
 
     def add(self, record: dict) -> None:
-        record = {**record, "fingerprint": self.fingerprint}
         self.points[self.key(record)] = record
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps({**record, "fingerprint": self.fingerprint}) + "\n")
             f.flush()
 
     def forget(self, sae: str) -> None:

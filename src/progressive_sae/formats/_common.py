@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from progressive_sae.atomic import atomic_directory
 from progressive_sae.errors import PSAEError
 from progressive_sae.sae.base import SparseAutoencoder
 
 PROVENANCE_KEY = "progressive_sae"
 """Name of the block that carries our SAEConfig through a foreign format's metadata."""
-
-
-def write_folder(path: str | Path, overwrite: bool, fill: Callable[[Path], None]) -> Path:
-    """Create `path` atomically by letting `fill` write into a scratch folder."""
-    path = Path(path)
-    try:
-        with atomic_directory(path, overwrite=overwrite) as scratch:
-            fill(scratch)
-    except FileExistsError:
-        raise PSAEError(
-            f"{path} already exists; choose another path or allow overwriting"
-        ) from None
-    return path
 
 
 def one_line(err: BaseException) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats._common import (
     check_exportable_threshold,
@@ -33,7 +34,6 @@ from progressive_sae.formats._common import (
     one_line,
     require_existing,
     unfold_input_bias,
-    write_folder,
 )
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig

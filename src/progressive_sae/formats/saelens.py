@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats._common import (
     PROVENANCE_KEY,
@@ -51,7 +52,6 @@ from progressive_sae.formats._common import (
     read_provenance,
     reject_extra,
     require_existing,
-    write_folder,
 )
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder

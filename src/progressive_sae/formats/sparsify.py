@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats._common import (
     PROVENANCE_KEY,
@@ -36,7 +37,6 @@ from progressive_sae.formats._common import (
     reject_extra,
     require_existing,
     safetensors_header,
-    write_folder,
 )
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder

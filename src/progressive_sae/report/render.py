@@ -155,7 +155,7 @@ def to_html(blocks: Sequence[Block]) -> str:
     return "\n".join(parts)
 
 
-def write_report(out: Path, results: dict, analyses: Any = None) -> tuple[Path, Path]:
+def write_report(out: Path, results: dict) -> tuple[Path, Path]:
     """Write out/report.html and out/report.md from `results` (results.json's content)."""
     blocks = build_blocks(results)
     html_path, md_path = out / "report.html", out / "report.md"

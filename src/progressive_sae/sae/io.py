@@ -9,7 +9,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from progressive_sae.atomic import atomic_directory
+from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
@@ -46,15 +46,7 @@ def write_sae_files(sae: SparseAutoencoder, folder: Path) -> None:
 
 def save_sae(sae: SparseAutoencoder, path: str | Path, overwrite: bool = False) -> Path:
     """Save to a folder atomically; an existing folder is kept unless `overwrite`."""
-    path = Path(path)
-    try:
-        with atomic_directory(path, overwrite=overwrite) as scratch:
-            write_sae_files(sae, scratch)
-    except FileExistsError:
-        raise PSAEError(
-            f"{path} already exists; choose another path or allow overwriting"
-        ) from None
-    return path
+    return write_folder(path, overwrite, lambda scratch: write_sae_files(sae, scratch))
 
 
 def read_config(path: Path) -> SAEConfig:
