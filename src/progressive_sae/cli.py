@@ -118,7 +118,7 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
     import shutil
 
     from progressive_sae.lm.offline import DEFAULT_LM_PATH, build_default_lm
-    from progressive_sae.lm.offline.train_lm import LMTrainConfig
+    from progressive_sae.lm.offline.config import LMTrainConfig
 
     fields = {}
     for key in ("max_steps", "max_seconds", "batch_size", "lr", "seed"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from progressive_sae.errors import PSAEError
+from progressive_sae.errors import PSAEError, first_line
 
 KNOWN_BLOCK_PATHS = (
     "transformer.h",  # GPT-2, GPT-J, Bloom, Falcon
@@ -151,18 +151,18 @@ def load_lm(
     torch_dtype = resolve_dtype(dtype, device)
     _check_local(name)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
             tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError, KeyError) as e:
-        raise PSAEError(f"model {name!r}: cannot load it ({_first_line(e)})") from e
+        raise PSAEError(f"model {name!r}: cannot load it ({first_line(e)})") from e
     model.to(device)
     model.eval()
     return LanguageModel(model=model, tokenizer=tokenizer, name=name)
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' loading bars and reports (stderr is for our one-line errors)."""
     from transformers.utils import logging as hf_logging
 
@@ -193,8 +193,3 @@ def _check_local(name: str) -> None:
             f"model path {name!r}: no config.json there; expected a folder written by "
             "save_pretrained"
         )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -20,6 +20,7 @@ from progressive_sae.lm.offline.bigram import (
     bigram_counts,
     bigram_cross_entropy,
 )
+from progressive_sae.lm.offline.config import LMTrainConfig
 from progressive_sae.lm.offline.corpus import (
     docstrings_of_source,
     is_heldout,
@@ -33,12 +34,10 @@ from progressive_sae.lm.offline.tokenizer import (
 )
 from progressive_sae.lm.offline.train_lm import (
     FIRST_WINDOWS,
-    LMTrainConfig,
     heldout_cross_entropy,
-    token_stream,
     train_offline_lm,
-    windows_at,
 )
+from progressive_sae.lm.offline.windows import token_stream, windows_at
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from progressive_sae.lm.offline.corpus import Corpus, Document, build_corpus
 
 if TYPE_CHECKING:
-    from progressive_sae.lm.offline.train_lm import LMTrainConfig
+    from progressive_sae.lm.offline.config import LMTrainConfig
 
 DEFAULT_LM_PATH = Path(__file__).resolve().parent / "default"
 """The shipped offline LM folder (bf16 safetensors, config.json, tokenizer, metrics.json)."""
@@ -35,7 +35,8 @@ def build_default_lm(config: LMTrainConfig | None = None, out: str | Path = "run
 
     Resumes from ``out/checkpoint`` if a run there was interrupted (unless resume=False).
     """
-    from progressive_sae.lm.offline.train_lm import LMTrainConfig, train_offline_lm
+    from progressive_sae.lm.offline.config import LMTrainConfig
+    from progressive_sae.lm.offline.train_lm import train_offline_lm
 
     return train_offline_lm(config or LMTrainConfig(), Path(out), resume=resume,
                             progress=progress)
@@ -43,14 +44,14 @@ def build_default_lm(config: LMTrainConfig | None = None, out: str | Path = "run
 
 def load_offline_lm(path: str | Path | None = None):
     """(GPT2LMHeadModel in fp32 eval mode, tokenizer) from `path` (default: the shipped one)."""
-    from progressive_sae.lm.offline.train_lm import load_lm
+    from progressive_sae.lm.offline.lm_files import load_folder
 
-    return load_lm(Path(path) if path is not None else DEFAULT_LM_PATH)
+    return load_folder(Path(path) if path is not None else DEFAULT_LM_PATH)
 
 
 def __getattr__(name: str):
     if name == "LMTrainConfig":
-        from progressive_sae.lm.offline.train_lm import LMTrainConfig
+        from progressive_sae.lm.offline.config import LMTrainConfig
 
         return LMTrainConfig
     raise AttributeError(name)

@@ -1,11 +1,7 @@
 """Train the offline default LM: a small GPT-2 on the CPython corpus, resumable, on CPU.
 
-Data: every document becomes ``<|endoftext|>`` + its tokens, all concatenated into one
-stream. A training window is ``[BOS] + stream[s : s + n_positions]``: the model reads the
-first ``n_positions`` tokens (BOS first, as text fed by the extraction code starts with BOS)
-and predicts the next one at every position, so every position embedding is trained. Each
-epoch shifts the chunk starts by a random offset and shuffles the chunks. Held-out windows
-are the same construction, offset 0, on the held-out documents.
+Data: windows of ``n_positions + 1`` token ids cut from the documents' token stream
+(`windows.py`); held-out windows come from the held-out documents.
 
 Output folder: a plain Hugging Face model folder (config.json, model.safetensors in
 bfloat16, tokenizer files) plus metrics.json; ``checkpoint/`` holds the resumable fp32 state
@@ -14,14 +10,11 @@ while training runs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,146 +28,26 @@ from progressive_sae.lm.offline.bigram import (
     best_bigram_cross_entropy,
     bigram_counts,
 )
+from progressive_sae.lm.offline.config import RESUMABLE_CHANGES, LMTrainConfig
 from progressive_sae.lm.offline.corpus import Corpus, build_corpus
+from progressive_sae.lm.offline.lm_files import (
+    export_bf16,
+    load_checkpoint,
+    load_folder,
+    save_checkpoint,
+)
 from progressive_sae.lm.offline.tokenizer import (
     encode_documents,
     load_tokenizer,
     save_tokenizer,
     train_tokenizer,
 )
+from progressive_sae.lm.offline.windows import epoch_windows, token_stream, windows_at
 
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.json"
-RESUMABLE_CHANGES = frozenset({"max_steps", "max_seconds", "eval_every", "log_every",
-                               "checkpoint_seconds", "keep_checkpoint", "threads",
-                               "attn_implementation"})
-"""Config fields a resumed run may change (budgets and bookkeeping, not the model or data)."""
 FIRST_WINDOWS = 8
 """metrics.json also records the CE on this many leading held-out windows (a quick check)."""
-
-
-@dataclass
-class LMTrainConfig:
-    """Everything one offline-LM training run needs; defaults build the shipped model."""
-
-    n_layer: int = 4
-    """Transformer blocks."""
-    n_embd: int = 256
-    """Residual-stream width d_model."""
-    n_head: int = 8
-    """Attention heads per block."""
-    n_positions: int = 256
-    """Context length (positions 0..n_positions-1, position 0 = BOS)."""
-    vocab_size: int = 4096
-    """BPE vocabulary size, the special token included."""
-    dropout: float = 0.0
-    """Residual, embedding and attention dropout."""
-    attn_implementation: str = "sdpa"
-    """Attention kernel while training ('sdpa' or 'eager'; the saved folder names none)."""
-    heldout_fraction: float = 0.05
-    """Share of corpus documents (chosen by name hash) held out from all training."""
-    max_train_documents: int | None = None
-    """Train on only the first this-many training documents (None = all; for quick tests)."""
-    max_heldout_documents: int | None = None
-    """Score on only the first this-many held-out documents (None = all)."""
-    max_heldout_windows: int | None = None
-    """Score on only the first this-many held-out windows (None = all)."""
-    batch_size: int = 16
-    """Windows per optimizer step."""
-    lr: float = 2e-3
-    """Peak AdamW learning rate."""
-    min_lr_fraction: float = 0.05
-    """The cosine decay ends at lr · min_lr_fraction."""
-    warmup_steps: int = 50
-    """Linear warm-up steps."""
-    weight_decay: float = 0.1
-    """AdamW decoupled weight decay on matrices and embeddings (not on biases or norms)."""
-    beta1: float = 0.9
-    """AdamW first-moment decay."""
-    beta2: float = 0.95
-    """AdamW second-moment decay."""
-    grad_clip: float = 1.0
-    """Global gradient-norm clip (0 = none)."""
-    max_steps: int = 1000
-    """Optimizer steps; the schedule is laid out over them (1000 × 16 × 256 ≈ 7.4 epochs)."""
-    max_seconds: float | None = None
-    """Wall-clock training budget; if set, the schedule follows whichever budget runs out first."""
-    eval_every: int = 100
-    """Steps between held-out evaluations (0 = only at the end)."""
-    log_every: int = 20
-    """Steps between log lines."""
-    checkpoint_seconds: float = 180.0
-    """Seconds of training between resumable checkpoints."""
-    keep_checkpoint: bool = False
-    """Keep checkpoint/ after the final export (else it is removed)."""
-    threads: int = 2
-    """torch intra-op threads."""
-    seed: int = 0
-    """Seed of the initial weights and the data order."""
-    bigram_k: float | None = None
-    """Add-k smoothing of the bigram baseline; None = best of a small grid on held-out."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LMTrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise PSAEError(f"unknown LMTrainConfig fields: {sorted(unknown)}")
-        return cls(**d)
-
-    def validate(self) -> None:
-        for name in ("n_layer", "n_embd", "n_head", "n_positions", "batch_size", "max_steps",
-                     "threads"):
-            if getattr(self, name) < 1:
-                raise PSAEError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_embd % self.n_head:
-            raise PSAEError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.vocab_size < 258:
-            raise PSAEError(f"vocab_size must be >= 258, got {self.vocab_size}")
-        if not 0 < self.heldout_fraction < 1:
-            raise PSAEError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
-        if self.lr <= 0:
-            raise PSAEError(f"lr must be > 0, got {self.lr}")
-        if self.attn_implementation not in ("sdpa", "eager"):
-            raise PSAEError(f"attn_implementation must be 'sdpa' or 'eager', got "
-                             f"{self.attn_implementation!r}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise PSAEError(f"max_seconds must be > 0, got {self.max_seconds}")
-
-
-# --------------------------------------------------------------------------- data
-
-
-def token_stream(docs: list[list[int]], sep_id: int) -> torch.Tensor:
-    """All documents as one int64 stream, each preceded by the separator."""
-    parts = []
-    for ids in docs:
-        parts.append(sep_id)
-        parts.extend(ids)
-    return torch.tensor(parts, dtype=torch.long)
-
-
-def windows_at(stream: torch.Tensor, ctx: int, offset: int, bos_id: int) -> torch.Tensor:
-    """[n, ctx+1] windows: BOS + consecutive ctx-token chunks of stream from `offset`."""
-    n = (stream.numel() - offset) // ctx
-    chunks = stream[offset: offset + n * ctx].view(n, ctx)
-    bos = torch.full((n, 1), bos_id, dtype=torch.long)
-    return torch.cat([bos, chunks], dim=1)
-
-
-def epoch_windows(stream: torch.Tensor, ctx: int, bos_id: int, seed: int, epoch: int
-                  ) -> torch.Tensor:
-    """This epoch's training windows: a seeded random offset, then a seeded shuffle."""
-    rng = random.Random(seed * 1_000_003 + epoch)
-    offset = rng.randrange(ctx) if epoch > 0 else 0
-    w = windows_at(stream, ctx, offset, bos_id)
-    n = (stream.numel() - ctx + 1) // ctx  # the same count for every offset < ctx
-    w = w[:n]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-    return w[order]
 
 
 # --------------------------------------------------------------------------- model
@@ -233,84 +106,6 @@ def make_optimizer(model, cfg: LMTrainConfig) -> torch.optim.AdamW:
          {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=True,
     )
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _save_checkpoint(folder: Path, model, opt, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file, save_model
-
-    tensors = {}
-    for gi, group in enumerate(opt.param_groups):
-        for pi, p in enumerate(group["params"]):
-            for key, value in opt.state.get(p, {}).items():
-                t = value if torch.is_tensor(value) else torch.tensor(value)
-                tensors[f"{gi}.{pi}.{key}"] = t.detach().cpu().contiguous()
-    with atomic_directory(folder, overwrite=True) as scratch:
-        save_model(model, str(scratch / "model.safetensors"))
-        save_file(tensors, str(scratch / "optimizer.safetensors"))
-        write_json_atomic(scratch / "state.json", state)
-
-
-def _load_checkpoint(folder: Path, model, opt) -> dict[str, Any]:
-    from safetensors.torch import load_file, load_model
-
-    load_model(model, str(folder / "model.safetensors"))
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    for gi, group in enumerate(opt.param_groups):
-        for pi, p in enumerate(group["params"]):
-            st = {}
-            for key in ("step", "exp_avg", "exp_avg_sq"):
-                name = f"{gi}.{pi}.{key}"
-                if name in tensors:
-                    st[key] = tensors[name]
-            if st:
-                opt.state[p] = st
-    return json.loads((folder / "state.json").read_text())
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_bf16(model, tokenizer, folder: Path) -> None:
-    """A plain HF folder: bf16 safetensors + config.json (dtype bfloat16) + tokenizer files."""
-    import copy
-
-    m = copy.deepcopy(model).to(torch.bfloat16)
-    m.config.dtype = torch.bfloat16
-    m.config.use_cache = True
-    m.generation_config.use_cache = True
-    with _quiet_transformers():
-        m.save_pretrained(str(folder), safe_serialization=True)
-    save_tokenizer(tokenizer, folder)
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """No loading reports or progress bars from transformers 5.x inside the block."""
-    import transformers
-    from transformers.utils import logging as hf_logging
-
-    verbosity = transformers.logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def load_lm(folder: Path):
-    """(model in fp32 eval mode, tokenizer) through the plain transformers path, offline."""
-    from transformers import AutoModelForCausalLM
-
-    with _quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
-    return model.float().eval(), load_tokenizer(folder)
 
 
 # --------------------------------------------------------------------------- training
@@ -380,13 +175,13 @@ def train_offline_lm(
     opt = make_optimizer(model, cfg)
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "history": [], "config": cfg.to_dict()}
     if resuming:
-        state = _load_checkpoint(ckpt, model, opt)
+        state = load_checkpoint(ckpt, model, opt)
         state["config"] = cfg.to_dict()
         log(f"resumed at step {state['step']} ({state['elapsed']:.0f}s trained)")
 
     def save(step: int) -> None:
         state["step"] = step
-        _save_checkpoint(ckpt, model, opt, state)
+        save_checkpoint(ckpt, model, opt, state)
         save_tokenizer(tokenizer, ckpt)
 
     step = state["step"]
@@ -460,7 +255,7 @@ def train_offline_lm(
     for name in final_files:
         (out / ".export" / name).replace(out / name)
     (out / ".export").rmdir()
-    shipped, _ = load_lm(out)
+    shipped, _ = load_folder(out)
     shipped.config._attn_implementation = "eager"
     ce_bf16 = heldout_cross_entropy(shipped, held_windows)
     ce_first = heldout_cross_entropy(shipped, held_windows[:FIRST_WINDOWS])
