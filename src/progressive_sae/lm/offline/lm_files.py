@@ -18,8 +18,9 @@ from progressive_sae.lm.model import quiet_transformers
 from progressive_sae.lm.offline.tokenizer import load_tokenizer, save_tokenizer
 
 
-def save_checkpoint(folder: Path, model, opt, state: dict[str, Any]) -> None:
-    """Model weights, AdamW moments (safetensors) and `state` (JSON), replacing `folder`."""
+def save_checkpoint(folder: Path, model, opt, tokenizer, state: dict[str, Any]) -> None:
+    """Model weights, AdamW moments (safetensors), tokenizer and `state` (JSON), replacing
+    `folder` in one atomic swap, so a resumable checkpoint is always complete."""
     from safetensors.torch import save_file, save_model
 
     tensors = {}
@@ -31,6 +32,7 @@ def save_checkpoint(folder: Path, model, opt, state: dict[str, Any]) -> None:
     with atomic_directory(folder, overwrite=True) as scratch:
         save_model(model, str(scratch / "model.safetensors"))
         save_file(tensors, str(scratch / "optimizer.safetensors"))
+        save_tokenizer(tokenizer, scratch)
         write_json_atomic(scratch / "state.json", state)
 
 

@@ -39,7 +39,6 @@ from progressive_sae.lm.offline.lm_files import (
 from progressive_sae.lm.offline.tokenizer import (
     encode_documents,
     load_tokenizer,
-    save_tokenizer,
     train_tokenizer,
 )
 from progressive_sae.lm.offline.windows import epoch_windows, token_stream, windows_at
@@ -181,8 +180,7 @@ def train_offline_lm(
 
     def save(step: int) -> None:
         state["step"] = step
-        save_checkpoint(ckpt, model, opt, state)
-        save_tokenizer(tokenizer, ckpt)
+        save_checkpoint(ckpt, model, opt, tokenizer, state)
 
     step = state["step"]
     elapsed0 = state["elapsed"]
