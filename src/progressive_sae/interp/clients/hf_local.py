@@ -1,0 +1,164 @@
+"""A Hugging Face causal chat model run in-process (CPU or CUDA).
+
+Chat is greedy generation (temperature 0; a positive temperature samples under a seed drawn
+from the request, inside a forked RNG, so answers repeat and the global RNG is untouched),
+batched with left padding over requests of similar length. `expected_values` is the one-pass
+reading of digit probabilities described in `one_pass`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from progressive_sae.errors import PSAEError, first_line
+from progressive_sae.interp.clients.base import ChatAnswer, ChatRequest, Message
+from progressive_sae.interp.clients.one_pass import one_pass_expected_values
+from progressive_sae.interp.clients.stats import ClientStats
+from progressive_sae.lm.model import quiet_transformers, resolve_dtype
+
+
+class HFChatModel:
+    """LLMClient and TokenScorer over a loaded transformers model and its chat template."""
+
+    def __init__(self, model, tokenizer, model_id: str, batch_size: int = 8) -> None:
+        if not getattr(tokenizer, "chat_template", None):
+            raise PSAEError(f"model {model_id!r} has no chat template; expected a chat "
+                            "(instruct) model")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.stats = ClientStats()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"  # generation continues every row from its last token
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"HFChatModel({self.model_id!r}, device={str(self.device)!r})"
+
+    def prompt(self, messages: Sequence[Message]) -> str:
+        """The chat template applied to `messages`, ending where the assistant answers."""
+        chat = [{"role": role, "content": content} for role, content in messages]
+        return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
+        answers: list[ChatAnswer | None] = [None] * len(requests)
+        prompts = [self.tokenizer.encode(self.prompt(r.messages), add_special_tokens=False)
+                   for r in requests]
+        # Rows of similar length and equal temperature share a batch: little padding.
+        order = sorted(range(len(requests)),
+                       key=lambda i: (requests[i].temperature, len(prompts[i])))
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        runnable = []
+        for i in order:
+            needed = len(prompts[i]) + requests[i].max_tokens
+            if isinstance(context, int) and needed > context:
+                answers[i] = ChatAnswer(None, error=f"prompt of {len(prompts[i])} tokens + "
+                                        f"max_tokens {requests[i].max_tokens} exceed the "
+                                        f"model's context of {context}")
+            else:
+                runnable.append(i)
+        start = 0
+        while start < len(runnable):
+            batch = [runnable[start]]
+            while (len(batch) < self.batch_size and start + len(batch) < len(runnable)
+                   and requests[runnable[start + len(batch)]].temperature
+                   == requests[batch[0]].temperature):
+                batch.append(runnable[start + len(batch)])
+            start += len(batch)
+            try:
+                texts = self._generate([prompts[i] for i in batch],
+                                       [requests[i] for i in batch])
+                for i, text in zip(batch, texts):
+                    answers[i] = ChatAnswer(text)
+            except (RuntimeError, ValueError, IndexError) as e:
+                for i in batch:
+                    answers[i] = ChatAnswer(None, error=f"generation failed: {first_line(e)}")
+        self.stats.calls += len(runnable)
+        self.stats.failures += sum(1 for a in answers if a is not None and not a.ok)
+        return [a for a in answers if a is not None]
+
+    @torch.inference_mode()
+    def _generate(self, prompts: list[list[int]], requests: list[ChatRequest]) -> list[str]:
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        temperature = requests[0].temperature
+        settings = dict(max_new_tokens=max(r.max_tokens for r in requests), pad_token_id=pad,
+                        eos_token_id=self.tokenizer.eos_token_id)
+        if temperature > 0:
+            settings.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            settings.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        device = self.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if temperature > 0:
+                torch.manual_seed(_seed_of(prompts))
+            out = self.model.generate(input_ids=input_ids.to(device),
+                                      attention_mask=attention.to(device), **settings)
+        texts = []
+        for row, request in zip(out[:, width:].tolist(), requests):
+            row = row[: request.max_tokens]  # greedy: a shorter budget is a prefix
+            if self.tokenizer.eos_token_id in row:
+                row = row[: row.index(self.tokenizer.eos_token_id)]
+            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return texts
+
+    def expected_values(
+        self, messages: Sequence[Message], assistant_parts: Sequence[str],
+        values: Sequence[int],
+    ) -> list[float]:
+        """See TokenScorer. Parts should end where a value is written as its own token (after
+        a tab or a newline, not after a space that BPE would merge with the digit)."""
+        self.stats.calls += 1
+        return one_pass_expected_values(self.model, self.tokenizer, self.prompt(messages),
+                                        assistant_parts, values)
+
+
+def _seed_of(prompts: list[list[int]]) -> int:
+    digest = hashlib.sha256(repr(prompts).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def load_hf_chat_model(name: str, device: str = "cpu", dtype: str | None = None,
+                       batch_size: int = 8) -> HFChatModel:
+    """A local model folder, or a hub name already in the local HF cache (never downloads)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_device = _device(device)
+    path = Path(name).expanduser()
+    if (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1) \
+            and not path.is_dir():
+        raise PSAEError(f"hf:{name}: no such model folder")
+    source = str(path) if path.is_dir() else name
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=resolve_dtype(dtype, torch_device), local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise PSAEError(f"hf:{name}: cannot load it from a local folder or the local HF "
+                        f"cache ({first_line(e)})") from e
+    model.to(torch_device)
+    return HFChatModel(model, tokenizer, model_id=f"hf:{name}", batch_size=batch_size)
+
+
+def _device(device: str) -> torch.device:
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise PSAEError(f"device={device!r}: expected 'cpu', 'cuda', 'cuda:0', …") from e
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise PSAEError(f"device={device!r}: CUDA is not available on this machine")
+    return torch_device
