@@ -1,0 +1,25 @@
+"""Labelled text tasks for probing and erasure: offline ones from the shipped corpus, and
+SAEBench's datasets through `datasets` (with internet)."""
+
+from progressive_sae.evals.datasets.labelled import LabelledText, TextTask, make_task, one_vs_rest
+from progressive_sae.evals.datasets.offline import (
+    PACKAGES,
+    SpuriousTask,
+    TaskSizes,
+    offline_tasks,
+    package_task,
+    scr_task,
+)
+
+__all__ = [
+    "PACKAGES",
+    "LabelledText",
+    "SpuriousTask",
+    "TaskSizes",
+    "TextTask",
+    "make_task",
+    "offline_tasks",
+    "one_vs_rest",
+    "package_task",
+    "scr_task",
+]

@@ -1,0 +1,96 @@
+"""Every stdlib docstring on its own, with the file, top-level package and kind it comes from.
+
+The offline corpus (`lm.offline.corpus`) joins a file's docstrings into one document; the
+labelled tasks need each docstring apart and what defined it (module, class or function).
+The files walked are the corpus's (same skipped folders and files), read with `ast`, never
+imported, so optional modules that fail to import still count.
+"""
+
+from __future__ import annotations
+
+import ast
+import sysconfig
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from progressive_sae.lm.offline.corpus import MIN_DOC_CHARS, SKIP_DIRS, SKIP_FILES, topic_documents
+
+KINDS = {ast.Module: "module", ast.ClassDef: "class", ast.FunctionDef: "function",
+         ast.AsyncFunctionDef: "function"}
+"""Which node defines a docstring, by AST node type."""
+
+
+@dataclass(frozen=True)
+class Docstring:
+    """One docstring of the standard library."""
+
+    file: str
+    """Source file relative to the stdlib, e.g. 'asyncio/events.py' (the split unit)."""
+    package: str
+    """Top-level module or package, e.g. 'asyncio' or 'textwrap'."""
+    kind: str
+    """'module', 'class' or 'function' (methods count as functions)."""
+    text: str
+    """The cleaned docstring."""
+
+
+def stdlib_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of the corpus's stdlib sources, sorted."""
+    files = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if any(p in SKIP_DIRS or p.startswith("config-") for p in rel.parts[:-1]):
+            continue
+        if rel.name in SKIP_FILES or rel.name.startswith("_sysconfigdata"):
+            continue
+        files.append((rel.as_posix(), path))
+    files.sort()
+    return files
+
+
+def docstrings_of_file(rel: str, source: bytes) -> list[Docstring]:
+    """The docstrings of one source file (at least MIN_DOC_CHARS long), in source order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences in old sources
+        tree = ast.parse(source)
+    package = rel.split("/")[0].removesuffix(".py")
+    found = []
+    for node in ast.walk(tree):
+        kind = KINDS.get(type(node))
+        if kind is None:
+            continue
+        doc = ast.get_docstring(node, clean=True)
+        if doc and len(doc.strip()) >= MIN_DOC_CHARS:
+            found.append((getattr(node, "lineno", 0), Docstring(rel, package, kind, doc.strip())))
+    found.sort(key=lambda t: t[0])
+    return [d for _, d in found]
+
+
+@lru_cache(maxsize=8)
+def stdlib_docstrings(packages: frozenset[str] | None = None,
+                      root: str | None = None) -> tuple[Docstring, ...]:
+    """The docstrings of `packages` (top-level names; None = all), each text kept once (the
+    first file that has it wins). Only those packages' files are parsed."""
+    base = Path(root or sysconfig.get_paths()["stdlib"])
+    seen: set[str] = set()
+    out = []
+    for rel, path in stdlib_files(base):
+        if packages is not None and rel.split("/")[0].removesuffix(".py") not in packages:
+            continue
+        try:
+            docs = docstrings_of_file(rel, path.read_bytes())
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+        for d in docs:
+            if d.text not in seen:
+                seen.add(d.text)
+                out.append(d)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def reference_topics() -> tuple[tuple[str, str], ...]:
+    """(topic name, text) of each pydoc topic: the language reference."""
+    return tuple((d.name.removeprefix("topics/"), d.text) for d in topic_documents())

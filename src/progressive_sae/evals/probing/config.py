@@ -1,0 +1,67 @@
+"""Settings of sparse probing (and of the text activations erasure shares with it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from progressive_sae.errors import PSAEError
+from progressive_sae.evals.datasets.offline import PACKAGES, TaskSizes
+from progressive_sae.sae.base import GRANULARITY_MODES
+
+
+@dataclass
+class ProbingConfig:
+    """Sparse probing on labelled texts (SAEBench's definition), per granularity view."""
+
+    tasks: list[str] | None = None
+    """Offline task names ('package:<name>', 'kind', 'source'); None = every package, kind and
+    source."""
+    packages: list[str] = field(default_factory=lambda: list(PACKAGES))
+    """Package classes of the one-vs-rest package tasks."""
+    ks: list[int] = field(default_factory=lambda: [1, 2, 5])
+    """Numbers of latents the sparse probes use."""
+    c: float = 1.0
+    """Inverse L2 strength of every logistic regression (fixed: never tuned on test)."""
+    max_iter: int = 1000
+    """Iterations of the logistic-regression solver."""
+    train_per_class: int = 100
+    """Training texts per class and task."""
+    test_per_class: int = 50
+    """Test texts per class and task."""
+    test_fraction: float = 0.3
+    """Share of each class's source documents held out for testing."""
+    ctx: int = 128
+    """Tokens per text, BOS included (SAEBench's context length)."""
+    lm_batch_size: int = 32
+    """Texts per LM forward pass."""
+    sae_batch_tokens: int = 8192
+    """Tokens per SAE encode when pooling latents."""
+    modes: list[str] = field(default_factory=lambda: list(GRANULARITY_MODES))
+    """Granularity modes of the views below the full dictionary."""
+    resamples: int = 1000
+    """Bootstrap resamples over test texts."""
+    level: float = 0.95
+    """Confidence level of the intervals."""
+    seed: int = 0
+    """Seed of splits, subsampling and bootstrap."""
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
+                              for k in self.ks):
+            raise PSAEError(f"ks={self.ks!r}: expected positive integers such as [1, 2, 5]")
+        for m in self.modes:
+            if m not in GRANULARITY_MODES:
+                raise PSAEError(f"mode {m!r}: expected one of {GRANULARITY_MODES}")
+        if not self.c > 0:
+            raise PSAEError(f"c={self.c!r}: expected a positive number")
+        if self.resamples < 1:
+            raise PSAEError(f"resamples={self.resamples!r}: expected at least 1")
+
+    @property
+    def sizes(self) -> TaskSizes:
+        return TaskSizes(self.train_per_class, self.test_per_class, self.test_fraction, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
