@@ -155,3 +155,12 @@ def test_nested_squared_errors_match_dense_reconstructions(granularities):
         results.append((sq, residual, v.grad, w.grad, t.grad))
     for fast, ref in zip(*results):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_selection_dtype_is_bf16_only_where_the_cpu_multiplies_it_natively(monkeypatch):
+    from progressive_sae.kernels import fast_matmul_dtype, precision
+
+    monkeypatch.setattr(precision, "_cpu_has_fast_bf16", lambda: True)
+    assert fast_matmul_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(precision, "_cpu_has_fast_bf16", lambda: False)
+    assert fast_matmul_dtype("cpu") == torch.float32

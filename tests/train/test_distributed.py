@@ -21,7 +21,8 @@ def test_two_processes_match_one_process(synthetic, tmp_path):
     data = tmp_path / "acts.npy"
     np.save(data, synthetic.rows(0, 256 * 12).numpy())
     settings = dict(num_latents=64, k=4, batch_size=256, total_tokens=256 * 12,
-                    granularities=[16, 32], dead_tokens=512, lr_warmup_steps=2)
+                    granularities=[16, 32], dead_tokens=512, lr_warmup_steps=2,
+                    matmul_dtype="float32")  # the subprocesses are not under conftest's pin
     single = Trainer(TrainConfig(**settings), str(data), run_dir=tmp_path / "one", progress=False)
     single.fit()
 
@@ -30,7 +31,8 @@ def test_two_processes_match_one_process(synthetic, tmp_path):
            "-m", "progressive_sae.cli", "train", "--data", str(data),
            "--out", str(tmp_path / "two"), "--num-latents", "64", "--k", "4",
            "--batch-size", "256", "--total-tokens", str(256 * 12),
-           "--granularities", "16,32", "--set", "dead_tokens=512", "--set", "lr_warmup_steps=2"]
+           "--granularities", "16,32", "--set", "dead_tokens=512", "--set", "lr_warmup_steps=2",
+           "--set", "matmul_dtype=float32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from progressive_sae.cli.common import int_list, parse_override, section
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import to_json
 
 TRAIN_FLAGS = {
     "num_latents": int, "k": int, "activation": str, "batch_size": int, "total_tokens": int,
@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise PSAEError("no run directory given: pass --out DIR or set 'out' in the config")
     trainer = Trainer(cfg, data_source(data_spec, base), run_dir=out, resume=args.resume)
     result = trainer.fit()
-    print(json.dumps(result.to_dict(), indent=2))
+    print(to_json(result.to_dict(), indent=2))
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -104,7 +104,7 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
     if unknown:
         raise PSAEError(f"unknown LM setting {unknown[0]!r}; expected one of {sorted(known)}")
     metrics = build_default_lm(LMTrainConfig(**fields), args.out, resume=not args.restart)
-    print(json.dumps(metrics, indent=2))
+    print(to_json(metrics, indent=2))
     if args.install:
         shipped = [p for p in Path(args.out).iterdir() if p.is_file()]
         DEFAULT_LM_PATH.mkdir(parents=True, exist_ok=True)

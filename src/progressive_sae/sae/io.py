@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
-from progressive_sae.json_files import read_json_object
+from progressive_sae.json_files import read_json_object, to_json
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.batchtopk import BatchTopKSAE
 from progressive_sae.sae.config import SAEConfig
@@ -39,9 +38,18 @@ def sae_state(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
 
 
 def write_sae_files(sae: SparseAutoencoder, folder: Path) -> None:
-    """Write cfg.json and sae.safetensors into an existing folder."""
-    (folder / CONFIG_FILE).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n")
-    save_file(sae_state(sae), str(folder / WEIGHTS_FILE))
+    """Write cfg.json and sae.safetensors into an existing folder.
+
+    An SAE holding NaN or Inf is never written: such a file would replace good work (a
+    diverged run's checkpoint rotating its last finite one away) and load as garbage.
+    """
+    state = sae_state(sae)
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise PSAEError(f"the SAE's {name} holds NaN or Inf values: refusing to write it "
+                            f"to {folder}")
+    (folder / CONFIG_FILE).write_text(to_json(sae.cfg.to_dict(), indent=2) + "\n")
+    save_file(state, str(folder / WEIGHTS_FILE))
 
 
 def save_sae(sae: SparseAutoencoder, path: str | Path, overwrite: bool = False) -> Path:

@@ -7,7 +7,6 @@ the newest complete one; it is replaced only after that folder is fully written.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from safetensors.torch import save_file
 
 from progressive_sae.atomic import atomic_directory, write_bytes_atomic
 from progressive_sae.errors import PSAEError
-from progressive_sae.json_files import read_json_object
+from progressive_sae.json_files import read_json_object, to_json
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import load_state_checked, read_config, read_tensors, write_sae_files
 
@@ -52,16 +51,21 @@ def save_checkpoint(
 ) -> Path:
     folder = Path(run_dir) / "checkpoints" / f"step_{state.step:08d}"
     names = {id(p): n for n, p in sae.named_parameters()}
+    optimizer = _optimizer_tensors(opt, names)
+    for name, tensor in optimizer.items():  # the SAE's own tensors are checked as written
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise PSAEError(f"optimizer state {name} holds NaN or Inf values: refusing to "
+                            f"write checkpoint {folder}")
     with atomic_directory(folder, overwrite=True) as scratch:
         write_sae_files(sae, scratch)
-        save_file(_optimizer_tensors(opt, names), str(scratch / "optimizer.safetensors"))
+        save_file(optimizer, str(scratch / "optimizer.safetensors"))
         save_file(
             {"tokens_since_fired": state.tokens_since_fired.cpu().contiguous(),
              "rng_state": state.rng_state.contiguous()},
             str(scratch / "trainer.safetensors"),
         )
         (scratch / "state.json").write_text(
-            json.dumps({"step": state.step, **state.info}, indent=2, sort_keys=True) + "\n"
+            to_json({"step": state.step, **state.info}, indent=2, sort_keys=True) + "\n"
         )
     write_bytes_atomic(folder.parent / LATEST, folder.name.encode())
     _prune(folder.parent, keep)
@@ -69,6 +73,7 @@ def save_checkpoint(
 
 
 def _prune(checkpoints: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints (every written one is finite)."""
     steps = sorted(p for p in checkpoints.glob("step_*") if p.is_dir())
     for old in steps[: max(0, len(steps) - max(keep, 1))]:
         shutil.rmtree(old, ignore_errors=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from progressive_sae.atomic import write_bytes_atomic
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import to_json
 
 
 class MetricsLog:
@@ -37,7 +38,7 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         if self.path is not None:
             with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(to_json(record) + "\n")
         if self._wandb is not None:
             self._wandb.log(record, step=record.get("step"))
 

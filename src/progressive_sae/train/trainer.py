@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -15,8 +14,9 @@ from tqdm import tqdm
 from progressive_sae.data.batching import iterate_batches
 from progressive_sae.data.source import ActivationSource, IterableSource, as_source
 from progressive_sae.errors import PSAEError
+from progressive_sae.json_files import to_json
 from progressive_sae.kernels import fast_matmul_dtype
-from progressive_sae.objectives import sae_loss, sample_granularities
+from progressive_sae.objectives import LossParts, sae_loss, sample_granularities
 from progressive_sae.runtime import reuse_large_allocations
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
@@ -36,6 +36,12 @@ from progressive_sae.train.schedule import learning_rate
 
 FINAL_SAE = "sae"
 METRICS_FILE = "metrics.jsonl"
+RESUMABLE_CHANGES = ("lr", "lr_scale")
+"""Settings a resumed run may change: lowering the rate is how a diverged run continues."""
+
+
+class TrainingDiverged(PSAEError):
+    """The loss or a gradient turned NaN/Inf; nothing of the bad step was written."""
 
 
 @dataclass
@@ -138,7 +144,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "train_config.json").write_text(
-                json.dumps(self._run_info(), indent=2) + "\n"
+                to_json(self._run_info(), indent=2) + "\n"
             )
 
     def _restore(self, folder: Path) -> None:
@@ -149,7 +155,7 @@ class Trainer:
                  "d_in": state.info.get("d_in"), "world": state.info.get("world")}
         wanted = {**expected["train_config"], "d_in": expected["d_in"], "world": expected["world"]}
         for key in sorted(set(saved) | set(wanted)):
-            if saved.get(key) != wanted.get(key):
+            if key not in RESUMABLE_CHANGES and saved.get(key) != wanted.get(key):
                 raise PSAEError(
                     f"checkpoint {folder} was written with {key}={saved.get(key)!r}, not "
                     f"{wanted.get(key)!r}; resume with the run's original settings"
@@ -213,52 +219,36 @@ class Trainer:
         window: list[tuple[float, float]] = []
         started, start_step = time.perf_counter(), self.step
         last = {"fvu": float("nan"), "l0": float("nan")}
-        while self.step < total:
-            x = next(batches, None)
-            if x is None:
-                raise PSAEError(
-                    f"the activation source ran out after {self.step} batches of "
-                    f"{cfg.batch_size}; total_tokens={cfg.total_tokens} needs {total}"
-                )
-            x = x.to(self.device, non_blocking=True)
-            self._check_batch(x, self.step)
-            lr = learning_rate(self.step, total, cfg.peak_lr, cfg.lr_warmup_steps,
-                               cfg.lr_decay_fraction)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            dead = self.tracker.dead_mask()
-            parts = sae_loss(
-                sae, x, granularities=self._granularities(), weights=weights,
-                dead=dead, k_aux=k_aux, auxk_alpha=cfg.auxk_alpha,
-                all_reduce=self.dist.all_reduce,
-            )
-            self.optimizer.zero_grad(set_to_none=True)
-            parts.loss.backward()
-            self.dist.sum_gradients(list(sae.parameters()))
-            sae.project_decoder_grad()
-            self.optimizer.step()
-            sae.normalize_decoder()
-            fired = self.dist.all_reduce(self.tracker.fired_counts(parts.code))
-            self.tracker.update(fired, cfg.batch_size)
-            sae.observe_training_code(parts.code)
-            for buffer in sae.buffers():
-                self.dist.average_(buffer)
-            self.step += 1
+        try:
+            while self.step < total:
+                x = next(batches, None)
+                if x is None:
+                    raise PSAEError(
+                        f"the activation source ran out after {self.step} batches of "
+                        f"{cfg.batch_size}; total_tokens={cfg.total_tokens} needs {total}"
+                    )
+                x = x.to(self.device, non_blocking=True)
+                self._check_batch(x, self.step)
+                lr = learning_rate(self.step, total, cfg.peak_lr, cfg.lr_warmup_steps,
+                                   cfg.lr_decay_fraction)
+                parts = self._update(x, lr, weights, k_aux)
+                self.step += 1
 
-            stats = self.dist.all_reduce(torch.stack([
-                parts.fvu, parts.code.l0().float().sum(), parts.aux_loss,
-            ]).double())
-            fvu, l0 = float(stats[0]), float(stats[1]) / cfg.batch_size
-            window.append((fvu, l0))
-            bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == total:
-                last = self._log(window, float(parts.loss.detach()), float(stats[2]), lr)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", fvu=f"{last['fvu']:.4f}",
-                                l0=f"{last['l0']:.1f}", dead=f"{last['dead_fraction']:.3f}")
-                window = []
-            if self.run_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
-        bar.close()
+                stats = self.dist.all_reduce(torch.stack([
+                    parts.fvu, parts.code.l0().float().sum(), parts.aux_loss,
+                ]).double())
+                fvu, l0 = float(stats[0]), float(stats[1]) / cfg.batch_size
+                window.append((fvu, l0))
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == total:
+                    last = self._log(window, float(parts.loss.detach()), float(stats[2]), lr)
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", fvu=f"{last['fvu']:.4f}",
+                                    l0=f"{last['l0']:.1f}", dead=f"{last['dead_fraction']:.3f}")
+                    window = []
+                if self.run_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
         seconds = time.perf_counter() - started
         sae_path = self._finish()
         done = self.step - start_step
@@ -267,6 +257,58 @@ class Trainer:
             dead_fraction=self.tracker.dead_fraction(), seconds=seconds,
             tokens_per_second=done * cfg.batch_size / seconds if seconds > 0 else 0.0,
             sae_path=sae_path,
+        )
+
+    def _update(self, x: torch.Tensor, lr: float, weights: torch.Tensor | None,
+                k_aux: int) -> LossParts:
+        """One optimizer step on batch x; returns the loss parts (code, fvu, aux loss)."""
+        sae, cfg = self.sae, self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        parts = sae_loss(
+            sae, x, granularities=self._granularities(), weights=weights,
+            dead=self.tracker.dead_mask(), k_aux=k_aux, auxk_alpha=cfg.auxk_alpha,
+            all_reduce=self.dist.all_reduce,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        self.dist.sum_gradients(list(sae.parameters()))
+        self._check_finite(parts.loss, lr)
+        sae.project_decoder_grad()
+        self.optimizer.step()
+        sae.normalize_decoder()
+        fired = self.dist.all_reduce(self.tracker.fired_counts(parts.code))
+        self.tracker.update(fired, cfg.batch_size)
+        sae.observe_training_code(parts.code)
+        for buffer in sae.buffers():
+            self.dist.average_(buffer)
+        return parts
+
+    def _check_finite(self, loss: torch.Tensor, lr: float) -> None:
+        """Stop before a NaN/Inf loss or gradient reaches the weights (or any file).
+
+        max|g|² must be finite too: AdamW's second moment accumulates g², and an overflow
+        there turns the weights' updates into NaN one step later.
+        """
+        loss = loss.detach()
+        checks = [loss.reshape(1)] + [
+            torch.linalg.vector_norm(p.grad, ord=float("inf")).float().square().reshape(1)
+            for p in self.sae.parameters() if p.grad is not None
+        ]
+        bad = self.dist.all_reduce((~torch.isfinite(torch.cat(checks))).any().double().reshape(1))
+        if float(bad[0]) != 0:
+            what = ("the loss is not finite" if not torch.isfinite(loss).all() else
+                    "the gradient is not finite or its square overflows")
+            raise self._diverged(f"{what} (loss {float(loss):.4g}", lr)
+
+    def _diverged(self, what: str, lr: float) -> TrainingDiverged:
+        self.metrics.close()
+        kept = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+        where = (f"the last good checkpoint {kept} is kept: continue it with a lower rate, "
+                 f"e.g. `psae train … --resume --lr {lr / 10:.3g}`" if kept is not None else
+                 "no checkpoint was written yet: start again with a lower --lr")
+        return TrainingDiverged(
+            f"training diverged at step {self.step}: {what}, learning rate {lr:.3g}); {where}"
         )
 
     def _log(self, window: list[tuple[float, float]], loss: float, aux: float,
@@ -282,6 +324,9 @@ class Trainer:
         return record
 
     def save_checkpoint(self) -> Path | None:
+        if not all(torch.isfinite(p).all() for p in self.sae.parameters()):
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise self._diverged("the weights are not finite (after the update", lr)
         if self.run_dir is None or not self.dist.is_main:
             self.dist.barrier()
             return None
