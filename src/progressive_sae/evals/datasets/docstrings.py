@@ -68,25 +68,45 @@ def docstrings_of_file(rel: str, source: bytes) -> list[Docstring]:
     return [d for _, d in found]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
+def _files_by_package(root: str) -> dict[str, tuple[tuple[str, Path], ...]]:
+    grouped: dict[str, list[tuple[str, Path]]] = {}
+    for rel, path in stdlib_files(Path(root)):
+        grouped.setdefault(rel.split("/")[0].removesuffix(".py"), []).append((rel, path))
+    return {k: tuple(v) for k, v in grouped.items()}
+
+
+@lru_cache(maxsize=256)
+def _package_docstrings(package: str, root: str) -> tuple[Docstring, ...]:
+    out: list[Docstring] = []
+    for rel, path in _files_by_package(root).get(package, ()):
+        try:
+            out.extend(docstrings_of_file(rel, path.read_bytes()))
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+    return tuple(out)
+
+
+def available_packages(root: str | None = None) -> frozenset[str]:
+    """Top-level stdlib modules and packages with source files here."""
+    return frozenset(_files_by_package(str(root or sysconfig.get_paths()["stdlib"])))
+
+
 def stdlib_docstrings(packages: frozenset[str] | None = None,
                       root: str | None = None) -> tuple[Docstring, ...]:
     """The docstrings of `packages` (top-level names; None = all), each text kept once (the
-    first file that has it wins). Only those packages' files are parsed."""
-    base = Path(root or sysconfig.get_paths()["stdlib"])
+    first file, in path order, that has it wins). Only those packages' files are parsed,
+    each package once per process."""
+    base = str(root or sysconfig.get_paths()["stdlib"])
+    names = sorted(_files_by_package(base) if packages is None else packages)
+    docs = sorted((d for p in names for d in _package_docstrings(p, base)),
+                  key=lambda d: d.file)  # stable: source order within a file is kept
     seen: set[str] = set()
     out = []
-    for rel, path in stdlib_files(base):
-        if packages is not None and rel.split("/")[0].removesuffix(".py") not in packages:
-            continue
-        try:
-            docs = docstrings_of_file(rel, path.read_bytes())
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-            continue
-        for d in docs:
-            if d.text not in seen:
-                seen.add(d.text)
-                out.append(d)
+    for d in docs:
+        if d.text not in seen:
+            seen.add(d.text)
+            out.append(d)
     return tuple(out)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from progressive_sae.errors import PSAEError
 from progressive_sae.evals.datasets.docstrings import (
     Docstring,
+    available_packages,
     reference_topics,
     stdlib_docstrings,
 )
@@ -61,14 +62,12 @@ def _item(d: Docstring, label: str) -> LabelledText:
 
 def package_items(packages: Sequence[str]) -> list[LabelledText]:
     """Docstrings of each package (module, class and function), labelled by the package."""
-    docs = stdlib_docstrings(frozenset(packages))
-    present = {d.package for d in docs}
+    present = available_packages()
     for p in packages:
         if p not in present:
             raise PSAEError(f"package {p!r}: no docstrings of it in this Python's stdlib; "
                             f"expected e.g. one of {list(PACKAGES)}")
-    wanted = set(packages)
-    return [_item(d, d.package) for d in docs if d.package in wanted]
+    return [_item(d, d.package) for d in stdlib_docstrings(frozenset(packages))]
 
 
 def package_task(packages: Sequence[str] = PACKAGES, sizes: TaskSizes = TaskSizes()) -> TextTask:

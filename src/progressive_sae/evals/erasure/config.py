@@ -27,14 +27,16 @@ class ErasureConfig:
     """Inverse L2 strength of every logistic regression (fixed: never tuned on test)."""
     max_iter: int = 1000
     """Iterations of the logistic-regression solver."""
-    train_per_class: int = 100
+    train_per_class: int = 80
     """Training texts per class (TPP) or per attribute cell (SCR)."""
-    test_per_class: int = 50
+    test_per_class: int = 40
     """Test texts per class or cell."""
     test_fraction: float = 0.3
-    """Share of each class's source documents held out for testing."""
-    ctx: int = 128
-    """Tokens per text, BOS included."""
+    """Share of each class's source documents held out for testing (TPP)."""
+    scr_test_fraction: float = 0.5
+    """The same for SCR, whose smallest cell (text-processing classes) has few documents."""
+    ctx: int = 64
+    """Tokens per text, BOS included (SAEBench: 128; docstrings rarely need more than 64)."""
     lm_batch_size: int = 32
     """Texts per LM forward pass."""
     sae_batch_tokens: int = 8192
@@ -66,6 +68,11 @@ class ErasureConfig:
     @property
     def sizes(self) -> TaskSizes:
         return TaskSizes(self.train_per_class, self.test_per_class, self.test_fraction, self.seed)
+
+    @property
+    def scr_sizes(self) -> TaskSizes:
+        return TaskSizes(self.train_per_class, self.test_per_class, self.scr_test_fraction,
+                         self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

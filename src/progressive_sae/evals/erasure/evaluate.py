@@ -29,7 +29,7 @@ from progressive_sae.sae.base import SparseAutoencoder
 
 def erasure_tasks(config: ErasureConfig) -> tuple[SpuriousTask | None, TextTask | None]:
     """The offline SCR pair and TPP classes the config asks for."""
-    spurious = scr_task(config.sizes) if config.scr else None
+    spurious = scr_task(config.scr_sizes) if config.scr else None
     classes = package_task(config.packages, config.sizes) if config.tpp else None
     return spurious, classes
 

