@@ -6,19 +6,16 @@ Without Chromium this FAILS (CI installs it: see .ci/run); it is never skipped.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
+from progressive_sae.interp.browser.page import read_embedded
 from tests.interp.browser.chromium import Chromium, chromium_path
 from tests.interp.browser.conftest import EXPLAINED, NUM_LATENTS
 
 
 def embedded_payload(page) -> dict:
-    text = page.read_text(encoding="utf-8")
-    match = re.search(r'<script type="application/json" id="psae-data">(.*?)</script>', text,
-                      re.S)
-    return json.loads(match.group(1))
+    return read_embedded(page.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

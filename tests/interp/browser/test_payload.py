@@ -15,10 +15,10 @@ from progressive_sae.data.cache import CacheWriter
 from progressive_sae.interp.browser import build_browser, read_scores
 from progressive_sae.interp.browser.logit_effect import logit_effects
 from progressive_sae.interp.browser.neighbors import nearest_by_decoder
-from progressive_sae.interp.browser.page import embed_json
-from progressive_sae.interp.browser.payload import quantile_windows
+from progressive_sae.interp.browser.page import embed_json, read_embedded, render_page
+from progressive_sae.interp.browser.payload import quantile_groups, round_sig
 from progressive_sae.interp.browser.tokens import token_strings, token_text, visible
-from progressive_sae.interp.records import LatentRecords, Window
+from progressive_sae.interp.records import LatentRecords
 from progressive_sae.sae import load_sae
 from tests.helpers import one_line_error
 from tests.interp.browser.conftest import EXPLAINED, NUM_LATENTS
@@ -99,23 +99,31 @@ def test_token_text_is_readable(lm):
     assert token_strings(None, ids) == {}
 
 
-def test_quantile_windows_split_by_rank():
-    windows = [Window(wid=i, sequence=0, start=0, tokens=np.array([1, 2]),
-                      acts=np.array([0.0, float(v)])) for i, v in enumerate(range(10, 0, -1))]
-    groups = quantile_windows(windows, quantiles=3, per_quantile=2)
+def test_quantile_groups_split_by_rank():
+    scores = np.arange(10, 0, -1, dtype=np.float32)  # window i has max 10 - i
+    wids = np.arange(10)
+    groups = quantile_groups(scores, wids, quantiles=3, per_quantile=2)
     assert len(groups) == 3
-    picked = [[w.max_act for w in ws] for _, ws in groups]
-    assert picked == [[1.0, 4.0], [5.0, 7.0], [8.0, 10.0]]
-    assert "quantile 1 of 3" in groups[0][0]
-    assert quantile_windows(windows[:2], quantiles=5, per_quantile=3)[1][1][0].max_act == 10
-    assert quantile_windows([], 5, 2) == []
+    assert [scores[picks].tolist() for _, picks in groups] == [[1, 4], [5, 7], [8, 10]]
+    assert "quantile 1 of 3 (window max 1 – 4)" in groups[0][0]
+    assert [scores[p].tolist() for _, p in quantile_groups(scores[:2], wids[:2], 5, 3)] == \
+        [[9], [10]]
+    assert quantile_groups(scores[:0], wids[:0], 5, 2) == []
 
 
-def test_embedded_json_cannot_end_the_script_element():
-    payload = {"tokens": {"1": "</script><script>alert(1)</script>", "2": "<!-- & \u2028"}}
+def test_round_sig():
+    values = np.array([0.0, 1.23456, -0.000123456, 123456.7, 0.3, 5e-7])
+    assert round_sig(values).tolist() == [0.0, 1.235, -0.0001235, 123500.0, 0.3, 5e-7]
+    assert json.dumps(round_sig([0.1 + 0.2]).tolist()) == "[0.3]"
+
+
+def test_embedded_payload_cannot_end_the_script_element():
+    payload = {"title": "t", "tokens": {"1": "</script><script>alert(1)</script>",
+                                        "2": "<!-- & \u2028 \n"},
+               "details": [{"top": [[[1, 2], [0, 1.5]]]}, {"top": []}]}
     text = embed_json(payload)
     assert "<" not in text and ">" not in text and "&" not in text
-    assert json.loads(text) == payload
+    assert read_embedded(render_page(payload)) == payload
 
 
 def test_scores_folder(tmp_path):

@@ -1,10 +1,26 @@
-/* The feature browser. Reads the payload embedded in #psae-data (see payload.py for its
-   schema), draws a searchable, sortable latent list and, on selection only, one latent's
-   detail. The list is virtual (only the rows in view exist in the DOM) so 16k latents stay
-   fast. Every string from the payload goes through esc() before it reaches innerHTML. */
-(function () {
+/* The feature browser. Decodes the payload embedded in #psae-data (gzip-compressed JSON
+   lines, base64; see page.py and payload.py for the schema), draws a searchable, sortable
+   latent list and, on selection only, parses and draws one latent's detail. The list is
+   virtual (only the rows in view exist in the DOM) so 16k latents stay fast. Every string
+   from the payload goes through esc() before it reaches innerHTML. */
+(async function () {
   "use strict";
-  const D = JSON.parse(document.getElementById("psae-data").textContent);
+  async function loadLines() {
+    const raw = atob(document.getElementById("psae-data").textContent.trim());
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return (await new Response(stream).text()).split("\n");
+  }
+  if (typeof DecompressionStream === "undefined") {
+    document.getElementById("detail").textContent =
+      "This browser cannot decompress the page's data (no DecompressionStream): " +
+      "use a current Chromium, Firefox or Safari.";
+    return;
+  }
+  const LINES = await loadLines();
+  const D = JSON.parse(LINES[0]);
+  const detailOf = (i) => JSON.parse(LINES[i + 1]);
   const L = D.latents;
   const N = L.index.length;
   const TOK = D.tokens;
@@ -183,7 +199,7 @@
   }
 
   function showDetail(i) {
-    const x = D.details[i];
+    const x = detailOf(i);
     const id = L.index[i];
     const scale = L.max[i] || 0;
     const html = ['<h2>Latent ' + id + "</h2>"];
