@@ -9,6 +9,7 @@ imported, so optional modules that fail to import still count.
 from __future__ import annotations
 
 import ast
+import os
 import sysconfig
 import warnings
 from dataclasses import dataclass
@@ -37,15 +38,16 @@ class Docstring:
 
 
 def stdlib_files(root: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of the corpus's stdlib sources, sorted."""
+    """(relative posix path, path) of the corpus's stdlib sources, sorted. Skipped folders
+    (site-packages, test suites) are pruned, not walked."""
     files = []
-    for path in root.rglob("*.py"):
-        rel = path.relative_to(root)
-        if any(p in SKIP_DIRS or p.startswith("config-") for p in rel.parts[:-1]):
-            continue
-        if rel.name in SKIP_FILES or rel.name.startswith("_sysconfigdata"):
-            continue
-        files.append((rel.as_posix(), path))
+    for folder, dirs, names in os.walk(root):
+        rel_dir = Path(folder).relative_to(root)
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith("config-")]
+        for name in names:
+            if (name.endswith(".py") and name not in SKIP_FILES
+                    and not name.startswith("_sysconfigdata")):
+                files.append(((rel_dir / name).as_posix(), Path(folder) / name))
     files.sort()
     return files
 

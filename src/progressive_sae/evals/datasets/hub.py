@@ -188,3 +188,40 @@ def load_hub_configs(path: str | Path) -> list[HubTaskConfig]:
     if not isinstance(entries, list) or not entries:
         raise PSAEError(f"{path}: expected a non-empty 'datasets:' list of dataset configs")
     return [HubTaskConfig.from_dict(e, f"datasets[{i}] of {path}") for i, e in enumerate(entries)]
+
+
+def file_tasks(path: str | Path, train_per_class: int = 100, test_per_class: int = 50,
+               test_fraction: float = 0.3, seed: int = 0) -> list[TextTask]:
+    """Tasks from a .jsonl file of {"text", "label"[, "group"]} rows (group: the source
+    document; each row its own when absent), split by group; one-vs-rest past 2 classes."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise PSAEError(f"task file {str(path)!r} does not exist")
+    items = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise PSAEError(f"{path}:{i + 1}: not a JSON object") from None
+        if not isinstance(row, dict) or "text" not in row or "label" not in row:
+            raise PSAEError(f"{path}:{i + 1}: expected an object with 'text' and 'label'")
+        items.append(LabelledText(str(row["text"]), str(row["label"]),
+                                  str(row.get("group", f"row{i}"))))
+    name = path.stem
+    classes = check_labels(items, f"task file {str(path)!r}")
+    train, test = split_groups(items, test_fraction, seed, f"task file {str(path)!r}")
+    rng = np.random.default_rng(seed)
+    train = balanced(train, classes, train_per_class, rng)
+    test = balanced(test, classes, test_per_class, rng)
+    index = {c: i for i, c in enumerate(classes)}
+    multi = TextTask(name, tuple(classes), tuple(t.text for t in train),
+                     np.array([index[t.label] for t in train], dtype=np.int64),
+                     tuple(t.text for t in test),
+                     np.array([index[t.label] for t in test], dtype=np.int64), str(path))
+    if len(classes) == 2:
+        return [multi]
+    return [one_vs_rest(multi, c, seed) for c in classes]
