@@ -104,3 +104,16 @@ def test_pooled_ablation_equals_ablating_every_token_then_pooling():
     z = pooled_latents(sae, acts).numpy()
     fast = ablate(acts.pooled.numpy(), z, sae.W_dec.detach().numpy(), latents)
     np.testing.assert_allclose(fast, pooled_after.detach().numpy(), atol=1e-5)
+
+
+def test_headline_picks_each_saes_full_size():
+    classes = np.arange(150) % 3
+    acts = activations(np.eye(4)[classes])
+    task = TextTask("classes", ("a", "b", "c"), acts.texts[:90], classes[:90], acts.texts[90:],
+                    classes[90:])
+    result = erase_saes({"sae": concept_sae()}, acts, None, task, [12], CONFIG)
+    full = result.headline("tpp", n=1)
+    assert list(full) == ["sae"] and full["sae"] == result.select("tpp")[0].value
+    half = result.headline("tpp", n=1, granularity=12, mode="prefix")
+    assert half["sae"] == next(s.value for s in result.select("tpp")
+                               if s.n == 1 and s.granularity == 12 and s.mode == "prefix")

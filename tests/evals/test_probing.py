@@ -109,3 +109,11 @@ def test_a_task_needs_both_classes(bad):
     task = TextTask("t", ("a", "b"), acts.texts[:10], bad, acts.texts[10:],
                     np.arange(10) % 2)
     one_line_error(lambda: probe_saes({"s": label_sae()}, acts, [task]), "'t'", "train")
+
+
+def test_headline_is_the_full_size_mean_per_sae():
+    acts, labels = label_activations()
+    result = probe_saes({"sae": label_sae()}, acts, [split_task("label", acts.texts, labels)],
+                        [8], ProbingConfig(resamples=50))
+    assert result.headline(k=1)["sae"].value == 1.0
+    assert set(result.headline(k=2, granularity=8, mode="prefix")) == {"sae"}

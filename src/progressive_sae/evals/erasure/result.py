@@ -55,6 +55,18 @@ class ErasureResult:
     def select(self, metric: str) -> list[ErasureScore]:
         return [s for s in self.scores if s.metric == metric]
 
+    def headline(self, metric: str = "scr", n: int = 20, granularity: int | None = None,
+                 mode: str = "relative") -> dict[str, Estimate]:
+        """Per SAE: `metric` ('scr', 'tpp', 'scr_dir1', 'scr_dir2') after ablating n latents at
+        `granularity` (None: each SAE's full size) — the number a claims table compares."""
+        scores = [s for s in self.select(metric) if s.n == n]
+        largest: dict[str, int] = {}
+        for s in scores:
+            largest[s.sae] = max(largest.get(s.sae, 0), s.granularity)
+        return {s.sae: s.value for s in scores if (
+            s.granularity == largest[s.sae] if granularity is None
+            else s.granularity == granularity and s.mode == mode)}
+
     def to_dict(self) -> dict[str, Any]:
         return json_safe({"config": self.config, "hook": self.hook, "scr_setup": self.scr_setup,
                           "tpp_setup": self.tpp_setup,

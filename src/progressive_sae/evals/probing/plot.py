@@ -17,8 +17,14 @@ def plot_probing(result: ProbingResult, path: str | Path) -> Path:
     ks = sorted({s.k for s in result.summary}) or [0]
     fig, axes = new_figure(len(ks))
     lines: dict[tuple, list] = defaultdict(list)
+    largest: dict[str, int] = defaultdict(int)
+    for s in result.summary:
+        largest[s.sae] = max(largest[s.sae], s.granularity)
     for s in result.summary:
         lines[(s.k, s.sae, s.mode)].append(s)
+    for s in result.summary:  # the full dictionary is listed once (relative); both lines end there
+        if s.granularity == largest[s.sae] and (s.k, s.sae, "prefix") in lines:
+            lines[(s.k, s.sae, "prefix")].append(s)
     for ax, k in zip(axes, ks):
         for (kk, sae, mode), points in sorted(lines.items()):
             if kk != k:

@@ -70,8 +70,12 @@ def collect_activations(
     point = resolve_hook(lm, hook)
     if lm.tokenizer is None:
         raise PSAEError(f"model {lm.name!r} has no tokenizer: expected one to read texts")
-    if ctx < 2:
-        raise PSAEError(f"ctx={ctx}: expected at least 2 tokens per text")
+    config = getattr(lm.model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions",
+                                                                         None)
+    if ctx < 2 or (isinstance(limit, int) and ctx > limit):
+        raise PSAEError(f"ctx={ctx}: expected 2 ≤ ctx ≤ {limit or 'the model context'} tokens "
+                        "per text")
     texts = unique_texts(texts)
     if not texts:
         raise PSAEError("no texts given: expected at least one text to collect activations of")

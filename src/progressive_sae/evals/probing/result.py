@@ -101,6 +101,17 @@ class ProbingResult:
     seconds: float = 0.0
     """Wall time of the evaluation (measured, noisy)."""
 
+    def headline(self, k: int = 1, granularity: int | None = None,
+                 mode: str = "relative") -> dict[str, Estimate]:
+        """Per SAE: mean top-k accuracy over scored tasks at `granularity` (None: each SAE's
+        full size) — the number a claims table compares."""
+        largest: dict[str, int] = {}
+        for s in self.summary:
+            largest[s.sae] = max(largest.get(s.sae, 0), s.granularity)
+        return {s.sae: s.accuracy for s in self.summary if s.k == k and (
+            s.granularity == largest[s.sae] if granularity is None
+            else s.granularity == granularity and s.mode == mode)}
+
     def to_dict(self) -> dict[str, Any]:
         return json_safe({
             "config": self.config, "hook": self.hook,
