@@ -12,7 +12,8 @@ from importlib import import_module
 
 from progressive_sae.errors import PSAEError
 
-COMMAND_MODULES = ("training", "sae_files", "experiment", "analysis", "browse", "interp", "probing")
+COMMAND_MODULES = ("training", "sae_files", "experiment", "analysis", "browse", "interp", "probing",
+                   "absorption")
 """Modules of `progressive_sae.cli`, in the order their commands appear in --help."""
 
 

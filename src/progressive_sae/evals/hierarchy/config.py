@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from progressive_sae.config_files import load_yaml
+from progressive_sae.data.synthetic import PRESETS, SyntheticActivations, SyntheticConfig
 from progressive_sae.errors import PSAEError
 
 
@@ -46,3 +49,28 @@ class HierarchyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def synthetic_hierarchy(spec: str | Path) -> SyntheticActivations:
+    """A synthetic source from a preset name (e.g. 'toy_tree') or a YAML file holding
+    `synthetic: {fields}` (also under `data:`), where a `preset:` key starts from a preset."""
+    if str(spec) in PRESETS:
+        return SyntheticActivations(SyntheticConfig.preset(str(spec)))
+    path = Path(spec)
+    if path.suffix not in (".yaml", ".yml"):
+        raise PSAEError(f"--synthetic {str(spec)!r}: expected a preset ({', '.join(PRESETS)}) "
+                        "or a YAML file")
+    data = load_yaml(path)
+    data = data.get("data", data) if isinstance(data.get("data"), dict) else data
+    fields = data.get("synthetic")
+    if not isinstance(fields, dict):
+        raise PSAEError(f"{path}: expected a 'synthetic' mapping of SyntheticConfig fields")
+    fields = dict(fields)
+    preset = fields.pop("preset", None)
+    allowed = {f.name for f in dataclasses.fields(SyntheticConfig)}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise PSAEError(f"{path}: unknown synthetic key {unknown[0]!r}; expected 'preset' or "
+                        f"one of {sorted(allowed)}")
+    cfg = SyntheticConfig.preset(preset, **fields) if preset else SyntheticConfig(**fields)
+    return SyntheticActivations(cfg)
