@@ -6,6 +6,9 @@
   ``encoder.weight``), see ``sparsify.py``;
 * ``gemmascope``: GemmaScope ``params.npz`` (import; export of JumpReLU SAEs too).
 
+Every reader accepts ``hf://ORG/REPO[@REVISION][/FOLDER]`` paths as well (see ``hub.py``)
+and can load just the first G latents (``import_sae(path, granularity=G)``).
+
 Every write is atomic and refuses to replace an existing path unless ``overwrite``. Every
 read is safetensors, JSON or ``np.load(allow_pickle=False)``: nothing is ever unpickled.
 Round trips through native, saelens and sparsify give bit-identical tensors and configs,
@@ -21,13 +24,13 @@ import torch
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats import sparsify
-from progressive_sae.formats._common import check_options
+from progressive_sae.formats._common import check_options, require_existing
 from progressive_sae.formats.detect import detect_format
 from progressive_sae.formats.gemmascope import export_gemmascope, load_gemmascope
 from progressive_sae.formats.saelens import export_saelens, load_saelens
 from progressive_sae.formats.sparsify import export_sparsify, load_sparsify
 from progressive_sae.sae.base import SparseAutoencoder
-from progressive_sae.sae.io import load_sae, save_sae
+from progressive_sae.sae.io import check_truncation, load_sae, save_sae
 
 FORMATS = ("native", "saelens", "sparsify", "gemmascope")
 
@@ -63,13 +66,29 @@ def export_sae(
 
 
 def import_sae(
-    path: str | Path, format: str | None = None, device: str | torch.device = "cpu"
+    path: str | Path, format: str | None = None, device: str | torch.device = "cpu",
+    granularity: int | None = None, k: int | None = None,
 ) -> SparseAutoencoder:
-    """Load the SAE at `path`, in `format` or in the format its files show."""
+    """Load the SAE at `path` (a local path or hf://ORG/REPO[@REV][/FOLDER]), in `format`
+    or in the format its files show.
+
+    With `granularity` G the result equals ``import_sae(path).truncate(G, k)`` (k defaults
+    to k_G = round(k·G/N)); native, SAELens and sparsify files read only the first G
+    latents' rows, so memory and time scale with G. A GemmaScope params.npz cannot be read
+    in part (npz members are whole, usually compressed arrays): it is loaded fully, then
+    truncated.
+    """
+    path = require_existing(path)  # resolve hf:// once, not in every reader
     if format is None:
         format = detect_format(path)
     _check_format(format)
     if format == "native":
-        return load_sae(path, device=device)
-    loaders = {"saelens": load_saelens, "sparsify": load_sparsify, "gemmascope": load_gemmascope}
-    return loaders[format](path).to(device)
+        return load_sae(path, device=device, granularity=granularity, k=k)
+    if format == "gemmascope":
+        check_truncation(granularity, k)
+        sae = load_gemmascope(path)
+        if granularity is not None:
+            sae = sae.truncate(granularity, k)
+        return sae.to(device)
+    loaders = {"saelens": load_saelens, "sparsify": load_sparsify}
+    return loaders[format](path, granularity, k).to(device)

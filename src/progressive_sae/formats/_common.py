@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from progressive_sae.errors import PSAEError
+from progressive_sae.formats.hub import resolve_sae_path
 from progressive_sae.sae.base import SparseAutoencoder
 
 PROVENANCE_KEY = "progressive_sae"
@@ -23,7 +24,9 @@ def one_line(err: BaseException) -> str:
 
 
 def require_existing(path: str | Path) -> Path:
-    path = Path(path)
+    """`path` as a local path that exists: every SAE reader starts here, so this is where
+    hf:// paths are resolved (fetched into the Hugging Face cache)."""
+    path = resolve_sae_path(path)
     if not path.exists():
         raise PSAEError(f"{path} does not exist")
     return path

@@ -13,6 +13,10 @@ Thresholds θ < 0 become 0 (exact: relu(pre)·1[pre > θ] = pre·1[pre > max(θ,
 k of the imported JumpReLU SAE (which its rule never reads): the ``average_l0_<n>`` that
 names GemmaScope's folders (…/width_16k/average_l0_71/params.npz) when the path has one,
 else 0 for "unknown". Files are read with ``allow_pickle=False``: nothing is unpickled.
+
+An npz member is one whole (usually compressed) array, so unlike the safetensors formats a
+params.npz cannot be read in part: loading at a granularity G loads it fully, then
+truncates (``import_sae(path, granularity=G)``).
 """
 
 from __future__ import annotations
@@ -98,7 +102,10 @@ def load_gemmascope(path: str | Path, k: int | None = None) -> JumpReLUSAE:
                 f"from W_enc {W_enc.shape}"
             )
     if k is None:
-        found = AVERAGE_L0.findall(str(file.resolve()))
+        # The unresolved path first: in the Hugging Face cache the file is a symlink to a
+        # blob whose name says nothing.
+        found = (AVERAGE_L0.findall(str(file.absolute()))
+                 or AVERAGE_L0.findall(str(file.resolve())))
         k = int(found[-1]) if found else 0
     cfg = SAEConfig(d_in=d_in, num_latents=n, k=k, activation="jumprelu",
                     metadata={"source_format": "gemmascope"})

@@ -56,7 +56,7 @@ from progressive_sae.formats._common import (
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
-from progressive_sae.sae.io import build_sae, read_tensors
+from progressive_sae.sae.io import read_tensors, sized_sae
 
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -76,6 +76,8 @@ DTYPE_NAMES = {
 }
 ARCHITECTURES = ("topk", "jumprelu", "standard", "batchtopk", "matryoshka_batchtopk")
 BATCHTOPK_ARCHITECTURES = ("batchtopk", "matryoshka_batchtopk")
+LATENT_AXES = {"W_enc": 1, "b_enc": 0, "W_dec": 0, "threshold": 0, "log_threshold": 0}
+"""The tensors with one entry per latent, by the axis that runs over latents."""
 
 
 # --- export -----------------------------------------------------------------------------
@@ -134,8 +136,14 @@ def saelens_files(
 
 
 # --- import -----------------------------------------------------------------------------
-def load_saelens(path: str | Path) -> SparseAutoencoder:
-    """Load a SAELens folder (safetensors + JSON only) as a TopK, JumpReLU or BatchTopK SAE."""
+def load_saelens(
+    path: str | Path, granularity: int | None = None, k: int | None = None
+) -> SparseAutoencoder:
+    """Load a SAELens folder (safetensors + JSON only) as a TopK, JumpReLU or BatchTopK SAE.
+
+    With `granularity` G only the first G latents are read (the first G columns of
+    SAELens' [d_in, d_sae] W_enc); the result equals `load_saelens(path).truncate(G, k)`.
+    """
     path = require_existing(path)
     cfg_path = path / CONFIG_FILE
     raw = read_json_object(cfg_path, f"{path}: expected a SAELens folder holding {CONFIG_FILE}")
@@ -149,18 +157,19 @@ def load_saelens(path: str | Path) -> SparseAutoencoder:
     cfg = _our_config(raw, arch, d_in, d_sae, metadata, source)
 
     weights = path / WEIGHTS_FILE
-    tensors = _normalise_tensor_names(read_tensors(weights), str(weights))
-    expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in),
-                "b_dec": (d_in,)}
+    raw_tensors = read_tensors(weights, granularity, LATENT_AXES, d_sae)
+    tensors = _normalise_tensor_names(raw_tensors, str(weights))
+    g = d_sae if granularity is None else granularity
+    expected = {"W_enc": (d_in, g), "b_enc": (g,), "W_dec": (g, d_in), "b_dec": (d_in,)}
     if arch == "jumprelu":
-        expected["threshold"] = (d_sae,)
+        expected["threshold"] = (g,)
     elif arch in BATCHTOPK_ARCHITECTURES:
         expected["topk_threshold"] = ()
     check_shapes(tensors, expected, str(weights))
     reject_extra(tensors, set(expected), str(weights))
 
     W_enc, b_enc, W_dec, b_dec = _folded_weights(tensors, raw, arch)
-    sae = build_sae(cfg)
+    sae = sized_sae(cfg, granularity, k)
     with torch.no_grad():
         sae.W_enc.copy_(W_enc)
         sae.b_enc.copy_(b_enc)

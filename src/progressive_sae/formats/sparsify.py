@@ -41,11 +41,13 @@ from progressive_sae.formats._common import (
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
-from progressive_sae.sae.io import build_sae, read_tensors
+from progressive_sae.sae.io import read_tensors, sized_sae
 
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae.safetensors"
 EXPORT_OPTIONS = ("hookpoint",)
+LATENT_AXES = {"encoder.weight": 0, "encoder.bias": 0, "W_dec": 0}
+"""The tensors with one entry per latent, by the axis that runs over latents."""
 
 
 # --- export -----------------------------------------------------------------------------
@@ -119,8 +121,14 @@ def hook_folder(path: str | Path) -> Path:
     )
 
 
-def load_sparsify(path: str | Path) -> SparseAutoencoder:
-    """Load a sparsify TopK SAE (a hook folder, or a folder holding exactly one)."""
+def load_sparsify(
+    path: str | Path, granularity: int | None = None, k: int | None = None
+) -> SparseAutoencoder:
+    """Load a sparsify TopK SAE (a hook folder, or a folder holding exactly one).
+
+    With `granularity` G only the first G latents' rows are read; the result equals
+    `load_sparsify(path).truncate(G, k)`.
+    """
     folder = hook_folder(path)
     cfg_path = folder / CONFIG_FILE
     raw = read_json_object(cfg_path, f"{folder}: expected a sparsify folder holding {CONFIG_FILE}")
@@ -136,14 +144,15 @@ def load_sparsify(path: str | Path) -> SparseAutoencoder:
     d_in = _int(raw, "d_in", source)
     n = raw.get("num_latents", 0) or d_in * _int(raw, "expansion_factor", source, default=32)
     n = _int({"num_latents": n}, "num_latents", source)
-    k = _int(raw, "k", source, default=32)
+    full_k = _int(raw, "k", source, default=32)
 
     weights = folder / WEIGHTS_FILE
     _, header = safetensors_header(weights)
-    tensors = read_tensors(weights)
+    tensors = read_tensors(weights, granularity, LATENT_AXES, n)
     if "W_skip" in tensors:
         raise PSAEError(f"{weights} holds W_skip: expected no skip connection")
-    expected = {"encoder.weight": (n, d_in), "encoder.bias": (n,), "W_dec": (n, d_in),
+    g = n if granularity is None else granularity
+    expected = {"encoder.weight": (g, d_in), "encoder.bias": (g,), "W_dec": (g, d_in),
                 "b_dec": (d_in,)}
     check_shapes(tensors, expected, str(weights))
     reject_extra(tensors, set(expected), str(weights))
@@ -155,9 +164,9 @@ def load_sparsify(path: str | Path) -> SparseAutoencoder:
         granularities, metadata = block.get("granularities"), block.get("metadata", {})
     else:
         granularities, metadata = None, {"source_format": "sparsify", "hookpoint": folder.name}
-    cfg = SAEConfig(d_in=d_in, num_latents=n, k=k, activation="topk",
+    cfg = SAEConfig(d_in=d_in, num_latents=n, k=full_k, activation="topk",
                     granularities=granularities, metadata=metadata)
-    sae = build_sae(cfg)
+    sae = sized_sae(cfg, granularity, k)
     with torch.no_grad():
         sae.W_enc.copy_(tensors["encoder.weight"].float())
         sae.b_enc.copy_(tensors["encoder.bias"].float())

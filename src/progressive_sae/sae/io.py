@@ -1,12 +1,19 @@
-"""The native file format: a folder holding cfg.json and sae.safetensors. Never unpickles."""
+"""The native file format: a folder holding cfg.json and sae.safetensors. Never unpickles.
+
+Loading at a granularity G reads only the first G latents' rows of the safetensors file
+(its slicing API over a memory map), so memory and load time scale with G, and one
+permuted file serves every size: `load_sae(path, granularity=G)` equals
+`load_sae(path).truncate(G)` exactly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
@@ -63,25 +70,89 @@ def read_config(path: Path) -> SAEConfig:
     return SAEConfig.from_dict(data, source=str(cfg_path))
 
 
-def read_tensors(file: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any corruption into one readable line."""
+def read_tensors(
+    file: Path, granularity: int | None = None, latent_axes: Mapping[str, int] | None = None,
+    num_latents: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, turning any corruption into one readable line.
+
+    With `granularity` G, each tensor named in `latent_axes` (name → its latent axis) is
+    cut to its first G entries along that axis, and only those bytes are read; its full
+    extent there must be `num_latents`, so a file that disagrees with its config is
+    refused exactly as a full load would refuse it.
+    """
     if not file.is_file():
         raise PSAEError(f"{file} is missing")
+    axes = dict(latent_axes or {}) if granularity is not None else {}
     try:
-        return load_file(str(file))
+        with safe_open(str(file), framework="pt") as f:
+            return {name: _read(f, name, axes.get(name), granularity, num_latents, file)
+                    for name in f.keys()}
+    except PSAEError:
+        raise
     except (SafetensorError, OSError, ValueError) as err:
         raise PSAEError(f"{file} is not a valid safetensors file ({err})") from None
 
 
-def load_sae(path: str | Path, device: str | torch.device = "cpu") -> SparseAutoencoder:
-    """Load a native SAE folder (cfg.json + sae.safetensors)."""
-    path = Path(path)
-    if not path.exists():
-        raise PSAEError(f"{path} does not exist")
+def _read(
+    f: object, name: str, axis: int | None, granularity: int | None, num_latents: int | None,
+    file: Path,
+) -> torch.Tensor:
+    if axis is None:
+        return f.get_tensor(name)  # type: ignore[attr-defined]
+    part = f.get_slice(name)  # type: ignore[attr-defined]
+    shape = tuple(part.get_shape())
+    if len(shape) <= axis or shape[axis] != num_latents:
+        raise PSAEError(f"{file}: tensor {name!r} has shape {shape}, expected "
+                        f"{num_latents} latents along axis {axis} from the config")
+    index = (slice(None),) * axis + (slice(0, granularity),)
+    # A slice of a memory-mapped file may be a strided view into it: own the bytes.
+    return part[index].contiguous()
+
+
+def check_truncation(granularity: int | None, k: int | None) -> None:
+    """k names the truncated SAE's k, so it needs a granularity."""
+    if granularity is None and k is not None:
+        raise PSAEError(f"k={k} without a granularity: k is the truncated SAE's k; "
+                        "expected a granularity as well")
+
+
+def sized_sae(
+    cfg: SAEConfig, granularity: int | None = None, k: int | None = None
+) -> SparseAutoencoder:
+    """An SAE of `cfg`'s architecture with UNINITIALISED weights, to be filled from a file:
+    full size, or the shape and config `truncate(granularity, k)` would give.
+
+    The truncation runs on weightless meta tensors, so its rules (k_G, Matryoshka
+    granularities, which tensors are per latent) live in one place, and no full-size
+    SAE is ever allocated or randomly initialised.
+    """
+    check_truncation(granularity, k)
+    with torch.device("meta"):
+        sae = build_sae(cfg)
+        if granularity is not None:
+            sae = sae.truncate(granularity, k)
+    return sae.to_empty(device="cpu")
+
+
+def load_sae(
+    path: str | Path, device: str | torch.device = "cpu", granularity: int | None = None,
+    k: int | None = None,
+) -> SparseAutoencoder:
+    """Load a native SAE folder (cfg.json + sae.safetensors); `path` may be hf://….
+
+    With `granularity` G, only the first G latents are read: the result equals
+    `load_sae(path).truncate(G, k)` (k defaults to k_G = round(k·G/N)).
+    """
+    from progressive_sae.formats._common import require_existing  # resolves hf:// paths
+
+    path = require_existing(path)
     cfg = read_config(path)
-    sae = build_sae(cfg)
-    tensors = read_tensors(path / WEIGHTS_FILE)
-    load_state_checked(sae, tensors, str(path / WEIGHTS_FILE))
+    sae = sized_sae(cfg, granularity, k)
+    weights = path / WEIGHTS_FILE
+    axes = dict.fromkeys(sae.latent_tensors(), 0)
+    tensors = read_tensors(weights, granularity, axes, cfg.num_latents)
+    load_state_checked(sae, tensors, str(weights))
     return sae.to(device)
 
 
