@@ -127,7 +127,7 @@ def read_items(config: HubTaskConfig, split: str, per_class: int,
             if column not in row:
                 raise PSAEError(f"dataset {config.dataset!r} has no column {column!r}; it has "
                                 f"{sorted(row)}")
-        label = _label(row[config.label_column])
+        label = str(row[config.label_column])  # ratings 1.0/5.0 keep their '.0'
         if (wanted is not None and label not in wanted) or counts.get(label, 0) >= enough:
             continue
         text = str(row[config.text_column] or "")[: config.max_chars]
@@ -142,9 +142,26 @@ def read_items(config: HubTaskConfig, split: str, per_class: int,
     return items
 
 
-def _label(value: Any) -> str:
-    """Label values as strings; integral floats (ratings 1.0, 5.0) keep their '.0'."""
-    return str(value)
+def tasks_from_splits(name: str, train: list[LabelledText], test: list[LabelledText],
+                      classes: list[str], train_per_class: int, test_per_class: int,
+                      seed: int, description: str) -> list[TextTask]:
+    """Balanced binary tasks from split texts: one, or one-vs-rest past two classes."""
+    for side, part in (("train", train), ("test", test)):
+        missing = sorted(set(classes) - {it.label for it in part})
+        if missing:
+            raise PSAEError(f"{name!r}: class {missing[0]!r} has no text in the {side} split; "
+                            f"found {sorted({it.label for it in part})}")
+    rng = np.random.default_rng(seed)
+    train = balanced(train, classes, train_per_class, rng)
+    test = balanced(test, classes, test_per_class, rng)
+    index = {c: i for i, c in enumerate(classes)}
+    multi = TextTask(name, tuple(classes), tuple(t.text for t in train),
+                     np.array([index[t.label] for t in train], dtype=np.int64),
+                     tuple(t.text for t in test),
+                     np.array([index[t.label] for t in test], dtype=np.int64), description)
+    if len(classes) == 2:
+        return [multi]
+    return [one_vs_rest(multi, c, seed) for c in classes]
 
 
 def hub_tasks(config: HubTaskConfig) -> list[TextTask]:
@@ -159,24 +176,9 @@ def hub_tasks(config: HubTaskConfig) -> list[TextTask]:
         test = read_items(config, config.test_split, config.test_per_class, "test")
     found = check_labels(train + test, where)
     classes = list(config.classes) if config.classes is not None else found
-    for side, part in (("train", train), ("test", test)):
-        missing = sorted(set(classes) - {it.label for it in part})
-        if missing:
-            raise PSAEError(f"{where}: class {missing[0]!r} has no text in the {side} split; "
-                            f"found {sorted({it.label for it in part})}")
-    rng = np.random.default_rng(config.seed)
-    train = balanced(train, classes, config.train_per_class, rng)
-    test = balanced(test, classes, config.test_per_class, rng)
-    index = {c: i for i, c in enumerate(classes)}
-    multi = TextTask(config.name, tuple(classes), tuple(t.text for t in train),
-                     np.array([index[t.label] for t in train], dtype=np.int64),
-                     tuple(t.text for t in test),
-                     np.array([index[t.label] for t in test], dtype=np.int64),
-                     f"{config.label_column} of {config.dataset}")
-    if len(classes) == 2:
-        return [dataclasses.replace(multi, description=f"{classes[1]} (1) vs {classes[0]} (0) "
-                                    f"{config.label_column} of {config.dataset}")]
-    return [one_vs_rest(multi, c, config.seed) for c in classes]
+    return tasks_from_splits(config.name, train, test, classes, config.train_per_class,
+                             config.test_per_class, config.seed,
+                             f"{config.label_column} of {config.dataset}")
 
 
 def load_hub_configs(path: str | Path) -> list[HubTaskConfig]:
@@ -211,17 +213,7 @@ def file_tasks(path: str | Path, train_per_class: int = 100, test_per_class: int
             raise PSAEError(f"{path}:{i + 1}: expected an object with 'text' and 'label'")
         items.append(LabelledText(str(row["text"]), str(row["label"]),
                                   str(row.get("group", f"row{i}"))))
-    name = path.stem
     classes = check_labels(items, f"task file {str(path)!r}")
     train, test = split_groups(items, test_fraction, seed, f"task file {str(path)!r}")
-    rng = np.random.default_rng(seed)
-    train = balanced(train, classes, train_per_class, rng)
-    test = balanced(test, classes, test_per_class, rng)
-    index = {c: i for i, c in enumerate(classes)}
-    multi = TextTask(name, tuple(classes), tuple(t.text for t in train),
-                     np.array([index[t.label] for t in train], dtype=np.int64),
-                     tuple(t.text for t in test),
-                     np.array([index[t.label] for t in test], dtype=np.int64), str(path))
-    if len(classes) == 2:
-        return [multi]
-    return [one_vs_rest(multi, c, seed) for c in classes]
+    return tasks_from_splits(path.stem, train, test, classes, train_per_class, test_per_class,
+                             seed, str(path))
