@@ -179,3 +179,36 @@ def test_label_checks_in_the_api():
                    "single class", "'a'")
     one_line_error(lambda: evaluate_absorption({"s": sae}, torch.zeros(3, 5), ["a", "b", "a"]),
                    "d_in=4", "5")
+
+
+def test_cli_writes_json_and_plot_for_a_synthetic_yaml_and_a_cache_task(tmp_path, tokenizer,
+                                                                         capsys):
+    from progressive_sae.data import SyntheticActivations, SyntheticConfig
+
+    source = SyntheticActivations(SyntheticConfig.toy_tree(mean_active=2.0))
+    sae = TopKSAE(SAEConfig(d_in=64, num_latents=32, k=8))
+    with torch.no_grad():
+        sae.W_dec.copy_(source.features)
+        sae.W_enc.copy_(source.features)
+        sae.b_dec.copy_(source.offset)
+    folder = save_sae(sae, tmp_path / "ideal")
+    (tmp_path / "tree.yaml").write_text("synthetic: {preset: toy_tree, mean_active: 2.0}\n")
+    capsys.readouterr()
+    assert main(["absorption", str(folder), "--synthetic", str(tmp_path / "tree.yaml"),
+                 "--rows", "4096", "--granularities", "16", "--out", str(tmp_path / "h")]) == 0
+    data = json.loads((tmp_path / "h" / "hierarchy.json").read_text())
+    assert [v["label"] for v in data["views"]] == ["G=32 (relative)", "G=16 (relative)",
+                                                   "G=16 (prefix)"]
+    assert data["views"][0]["matched_mean_abs_cos"] == pytest.approx(1.0)
+    assert (tmp_path / "h" / "hierarchy.png").stat().st_size > 1000
+
+    texts = ["The Value of a List is Here", "some words and Some Other Words"] * 8
+    cache = _cache(tmp_path / "cache", tokenizer, texts)
+    wide = save_sae(TopKSAE(SAEConfig(d_in=256, num_latents=64, k=4)), tmp_path / "wide")
+    assert main(["absorption", str(wide), "--lm", "offline-default", "--hook", "layers.2",
+                 "--task", "capitalised", "--data", str(cache), "--resamples", "50",
+                 "--out", str(tmp_path / "a")]) == 0
+    data = json.loads((tmp_path / "a" / "absorption_capitalised.json").read_text())
+    assert sorted(p["name"] for p in data["probes"]) == ["capitalised", "lower case"]
+    assert data["details"]["hook"] == "layers.2"
+    assert (tmp_path / "a" / "absorption_capitalised.png").stat().st_size > 1000

@@ -51,6 +51,9 @@ def evaluate_lm_absorption(
     elif cache is not None:
         x, labels, details = cache_token_dataset(cache, lm.tokenizer, task, rows_per_class,
                                                  seed=config.seed)
+        if details.get("hook") not in (None, point.name):
+            raise PSAEError(f"the activation cache holds {details['hook']}, not {point.name}: "
+                            "give the hook the cache was extracted at")
     else:
         x, labels, details = corpus_token_dataset(lm, point.name, task, rows_per_class,
                                                   seed=config.seed)
