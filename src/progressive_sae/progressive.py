@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from progressive_sae.errors import PSAEError
-from progressive_sae.metrics import evaluation_batches
+from progressive_sae.metrics import evaluate_reconstruction, evaluation_batches
 from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.config import SAEConfig
 
 RANKINGS = ("mean_sq", "frequency")
 
@@ -67,10 +69,65 @@ def ranking(stats: LatentStatistics, by: str = "mean_sq") -> torch.Tensor:
 
 
 def make_progressive(
-    sae: SparseAutoencoder, data: object, by: str = "mean_sq", max_rows: int | None = None
+    sae: SparseAutoencoder, data: object, by: str = "mean_sq", max_rows: int | None = None,
+    eval_data: object = None,
 ) -> SparseAutoencoder:
-    """A copy of `sae` with latents reordered most-important first."""
-    perm = rank_latents(sae, data, by=by, max_rows=max_rows)
-    permuted = sae.permute(perm)
+    """A copy of `sae` with latents reordered most-important first.
+
+    Its metadata records the ranking (`permuted_by`) and the rows it was measured on
+    (`permuted_rows`); with held-out `eval_data`, also the FVU at G = N/64 … N
+    (`FVU_TABLE_KEY`, see `fvu_table`), which `psae info` prints.
+    """
+    if by not in RANKINGS:
+        raise PSAEError(f"ranking {by!r}: expected one of {RANKINGS}")
+    stats = latent_statistics(sae, data, max_rows=max_rows)
+    permuted = sae.permute(ranking(stats, by))
     permuted.cfg.metadata["permuted_by"] = by
+    permuted.cfg.metadata["permuted_rows"] = stats.rows
+    if eval_data is not None:
+        permuted.cfg.metadata[FVU_TABLE_KEY] = fvu_table(permuted, eval_data)
     return permuted
+
+
+FVU_TABLE_KEY = "fvu_by_granularity"
+"""Metadata key of a progressive SAE's latents-vs-FVU table."""
+
+
+def fvu_table(
+    sae: SparseAutoencoder, data: object, max_rows: int | None = None
+) -> dict[str, Any]:
+    """FVU on `data` at G = N/64, N/32, …, N (fixed relative sparsity, k_G = round(k·G/N)),
+    as stored under FVU_TABLE_KEY: {num_latents, k, mode, rows, points: [{granularity, k,
+    fvu}]}. Sizes a TopK rule cannot use (k_G ≥ G) are left out."""
+    n = sae.num_latents
+    sizes = sorted({max(1, n >> shift) for shift in range(6, -1, -1)})
+    points, rows = [], 0
+    for g in sizes:
+        if g < n and (g < 2 or sae.relative_k(g) >= g) and sae.cfg.activation != "jumprelu":
+            continue
+        result = evaluate_reconstruction(sae, data, g, "relative", max_rows=max_rows)
+        k = sae.cfg.k if g == n else sae.relative_k(g)
+        points.append({"granularity": g, "k": k, "fvu": result.fvu})
+        rows = result.rows
+    return {"num_latents": n, "k": sae.cfg.k, "mode": "relative", "rows": rows,
+            "points": points}
+
+
+def progressive_summary(cfg: SAEConfig) -> dict[str, Any]:
+    """What an SAE's config says about progressive coding: whether its latents were
+    ranked (by what, on how many rows), its Matryoshka granularities, and its FVU table
+    (only the rows G ≤ N of this SAE, which may be a truncation of the one measured)."""
+    table = cfg.metadata.get(FVU_TABLE_KEY)
+    if isinstance(table, dict) and isinstance(table.get("points"), list):
+        points = [p for p in table["points"]
+                  if isinstance(p, dict) and p.get("granularity", 0) <= cfg.num_latents]
+        table = {**table, "points": points}
+    else:
+        table = None
+    return {
+        "permuted": "permuted_by" in cfg.metadata,
+        "ranked_by": cfg.metadata.get("permuted_by"),
+        "ranked_on_rows": cfg.metadata.get("permuted_rows"),
+        "matryoshka_granularities": cfg.granularities,
+        FVU_TABLE_KEY: table,
+    }

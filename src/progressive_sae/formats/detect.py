@@ -35,6 +35,10 @@ def detect_format(path: str | Path) -> str:
         raise PSAEError(
             f"{path} holds {len(hooks)} SAE folders: expected one; name the one to import"
         )
+    if (path / native.CONFIG_FILE).is_file():
+        raise PSAEError(f"{path} holds {native.CONFIG_FILE} but its weights are missing: "
+                        f"expected {native.WEIGHTS_FILE} (native or sparsify) or "
+                        f"{saelens.WEIGHTS_FILE} (saelens) beside it")
     raise PSAEError(f"{path}: no SAE files found; {EXPECTED}")
 
 
