@@ -135,6 +135,34 @@ def test_scores_folder(tmp_path):
     assert scores.scores == {"simulation": {1: 0.5, 2: None}, "fuzzing": {2: 0.75}}
 
 
+def test_scores_of_psae_interp(tmp_path):
+    """The files `psae interp` writes: several SAEs (and the random control), an LLM and the
+    baseline interpreter; the browsed SAE's lines are used, the LLM's explanation first."""
+    from progressive_sae.interp.results import scores_path, write_scores
+    from progressive_sae.interp.scorers.common import MethodScore
+    from progressive_sae.interp.scoring import LatentResult
+
+    def result(sae, interpreter, latent, text, value):
+        return LatentResult(sae, interpreter, "[0, 40)", 0, latent, 0.01, text,
+                            {"simulation": MethodScore(value), "fuzzing": MethodScore(
+                                None, "all answers failed")})
+
+    for sae in ("topk", "matryoshka", "random"):
+        write_scores(scores_path(tmp_path, sae, "llm:offline-default"),
+                     [result(sae, "llm:offline-default", 1, f"{sae} llm", 0.5),
+                      result(sae, "llm:offline-default", 2, None, None)])
+        write_scores(scores_path(tmp_path, sae, "baseline"),
+                     [result(sae, "baseline", 1, f"{sae} table", 0.25),
+                      result(sae, "baseline", 2, f"{sae} table 2", 0.125)])
+    scores = read_scores(tmp_path, sae="/some/where/matryoshka")
+    assert scores.explanations == {1: "matryoshka llm", 2: "[baseline] matryoshka table 2"}
+    assert scores.scores == {
+        "simulation (llm)": {1: 0.5, 2: None}, "fuzzing (llm)": {1: None, 2: None},
+        "simulation (baseline)": {1: 0.25, 2: 0.125}, "fuzzing (baseline)": {1: None, 2: None}}
+    assert "matryoshka" in scores.source and "llm:offline-default" in scores.source
+    one_line_error(lambda: read_scores(tmp_path, sae="other"), "topk", "matryoshka", "'other'")
+
+
 def test_granularity_and_latent_limit(setting, lm, tmp_path):
     sae = load_sae(setting["sae"])
     result = build_browser(sae, setting["cache"], tmp_path / "g", granularity=16,

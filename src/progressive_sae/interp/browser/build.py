@@ -164,6 +164,7 @@ def build_browser(
         "data": str(getattr(source, "dir", data)), "hook": manifest.get("hook"),
         "tokens": f"{records.tokens_seen:,}", "window": records.window,
         "LM": getattr(model, "name", None),
+        "scores": scores.source if isinstance(scores, LatentScores) else None,
     }
     payload = build_payload(
         records, sae.W_dec.detach(), range(count), tokenizer=tokenizer, lm=model,

@@ -75,6 +75,8 @@ class LatentScores:
     """Latent → explanation."""
     scores: dict[str, dict[int, float | None]]
     """Score name → latent → value (None = undefined, e.g. a constant simulation)."""
+    source: str = ""
+    """Where they come from (shown in the page header)."""
 
 
 def round_sig(values: Any, digits: int = 4) -> np.ndarray:

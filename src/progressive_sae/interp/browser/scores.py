@@ -1,9 +1,10 @@
-"""Reading per-latent explanations and scores (the JSON lines `psae interp` writes).
+"""Reading per-latent explanations and scores: the `scores/*.jsonl` files `psae interp` writes.
 
-Any `*.jsonl` file under the folder is read; a line counts when it is an object with an
-integer `latent`. Its `explanation` (a string) and its scores are kept: numbers (or null)
-under the keys of `SCORE_KEYS`, or inside a `scores` object. Lines of other SAEs are
-skipped when `sae` is given and the line names one (`sae` key, compared by folder name).
+A line counts when it is a JSON object with an integer `latent`. `psae interp` lines also
+name their `sae` (folder name; 'random' is the control) and `interpreter` ('llm:<model>'
+or 'baseline') and hold `scores: {method: {value, …}}`; plain lines with top-level
+`simulation`/`fuzzing`/`detection` numbers are read too. One folder may hold several SAEs:
+the one named like the browsed SAE is used (or the only one there).
 """
 
 from __future__ import annotations
@@ -17,49 +18,80 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.interp.browser.payload import LatentScores
 
 SCORE_KEYS = ("simulation", "fuzzing", "detection")
-"""Score names read from the top level of a line."""
+"""Score names read from the top level of a plain line."""
+CONTROL = "random"
+"""Name `psae interp` gives its randomly initialised control SAE."""
+BASELINE = "baseline"
 
 
 def _score(value: Any) -> float | None:
+    if isinstance(value, dict):
+        value = value.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def read_scores(folder: str | Path, sae: str | None = None) -> LatentScores:
-    """Explanations and scores under `folder`; PSAEError if it holds none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PSAEError(f"--scores {folder}: not a folder; expected the output folder of "
-                        "`psae interp`")
-    explanations: dict[int, str] = {}
-    scores: dict[str, dict[int, float | None]] = {}
+def _lines(folder: Path) -> list[dict[str, Any]]:
+    rows = []
     for file in sorted(folder.rglob("*.jsonl")):
         for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if not isinstance(row, dict):
-                continue
-            latent = row.get("latent")
-            if isinstance(latent, bool) or not isinstance(latent, int):
-                continue
-            if sae is not None and isinstance(row.get("sae"), str) and \
-                    Path(row["sae"]).name != Path(sae).name:
-                continue
-            if isinstance(row.get("explanation"), str):
-                explanations[latent] = row["explanation"]
-            found = {k: row[k] for k in SCORE_KEYS if k in row}
-            if isinstance(row.get("scores"), dict):
-                found.update(row["scores"])
-            for name, value in found.items():
-                if value is None or _score(value) is not None or isinstance(value, dict):
-                    if isinstance(value, dict):
-                        value = value.get("value", value.get("score"))
-                    scores.setdefault(str(name), {})[latent] = _score(value)
+            if isinstance(row, dict) and isinstance(row.get("latent"), int) \
+                    and not isinstance(row["latent"], bool):
+                rows.append(row)
+    return rows
+
+
+def _choose_sae(rows: list[dict[str, Any]], sae: str | None, folder: Path) -> str | None:
+    names = sorted({r["sae"] for r in rows if isinstance(r.get("sae"), str)} - {CONTROL})
+    if not names:
+        return None
+    wanted = Path(sae).resolve().name if sae is not None else None
+    if wanted in names:
+        return wanted
+    if len(names) == 1:
+        return names[0]
+    raise PSAEError(f"--scores {folder} holds scores of the SAEs {names}, none named "
+                    f"{wanted!r}: expected the scores of the browsed SAE")
+
+
+def read_scores(folder: str | Path, sae: str | None = None) -> LatentScores:
+    """Explanations and scores under `folder` for the SAE named `sae` (its folder name);
+    PSAEError if the folder holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PSAEError(f"--scores {folder}: not a folder; expected the output folder of "
+                        "`psae interp`")
+    rows = _lines(folder)
+    chosen = _choose_sae(rows, sae, folder)
+    if chosen is not None:
+        rows = [r for r in rows if r.get("sae") == chosen]
+    interpreters = sorted({str(r.get("interpreter") or "") for r in rows},
+                          key=lambda label: (label == BASELINE, label))
+    several = len(interpreters) > 1
+    explanations: dict[int, str] = {}
+    scores: dict[str, dict[int, float | None]] = {}
+    for row in rows:
+        interpreter = str(row.get("interpreter") or "")
+        is_baseline = interpreter == BASELINE
+        suffix = f" ({'baseline' if is_baseline else 'llm'})" if several else ""
+        latent = row["latent"]
+        text = row.get("explanation")
+        if isinstance(text, str) and (latent not in explanations or not is_baseline):
+            explanations[latent] = f"[baseline] {text}" if is_baseline and several else text
+        found = {k: row[k] for k in SCORE_KEYS if k in row}
+        if isinstance(row.get("scores"), dict):
+            found.update(row["scores"])
+        for method, value in found.items():
+            scores.setdefault(f"{method}{suffix}", {})[latent] = _score(value)
     if not explanations and not scores:
         raise PSAEError(f"--scores {folder}: holds no per-latent scores or explanations "
                         "(no *.jsonl lines with a 'latent'); expected the output folder of "
                         "`psae interp`")
-    return LatentScores(explanations=explanations, scores=scores)
+    return LatentScores(explanations=explanations, scores=scores,
+                        source=f"{folder} ({chosen}: {', '.join(i or '?' for i in interpreters)})"
+                        if chosen else str(folder))
