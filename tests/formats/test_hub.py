@@ -30,8 +30,9 @@ COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
 SECRET = "hf_not_a_real_token_0123456789"
 
 
-def files_of(folder: Path, prefix: str) -> dict[str, bytes]:
-    return {f"{prefix}/{f.relative_to(folder)}": f.read_bytes()
+def files_of(folder: Path, prefix: str = "") -> dict[str, bytes]:
+    """The files under `folder` by their path in a repo, inside the folder `prefix`."""
+    return {str(Path(prefix) / f.relative_to(folder)): f.read_bytes()
             for f in sorted(folder.rglob("*")) if f.is_file()}
 
 
@@ -106,9 +107,14 @@ def test_sparsify_repo_folder_with_revision_pinning(hub):
     assert_same_sae(main_sae, import_sae(hub / "pythia_a"))
     for rev in ("v2", COMMIT_B):
         assert_same_sae(import_sae(f"hf://{PYTHIA}@{rev}/layers.2"), import_sae(hub / "pythia_b"))
-    # the repo root holds exactly one hook folder, which sparsify's reader picks
-    assert_same_sae(import_sae(f"hf://{PYTHIA}"), main_sae)
     assert_same_sae(import_sae(f"hf://{PYTHIA}/layers.2", granularity=8), main_sae.truncate(8))
+
+
+def test_an_sae_at_the_repo_root(hub):
+    cache = Path(os.environ["HF_HUB_CACHE"])
+    export_sae(make_sae("batchtopk", [8, 32]), hub / "root", "native")
+    cache_repo(cache, "org/native-sae", COMMIT_B, files_of(hub / "root"))
+    assert_same_sae(import_sae("hf://org/native-sae"), import_sae(hub / "root"))
 
 
 def test_cli_commands_take_hub_paths(hub, tmp_path, capsys):

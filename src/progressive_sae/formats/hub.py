@@ -3,7 +3,8 @@
 Examples: ``hf://google/gemma-scope-2b-pt-res/layer_2/width_16k/average_l0_71`` (a
 GemmaScope params.npz inside), ``hf://EleutherAI/sae-pythia-70m-32k/layers.2`` (a
 sparsify hook folder), ``hf://org/repo@abc123/folder`` (pinned to a commit, branch or
-tag; a revision cannot contain '/').
+tag; a revision cannot contain '/'). Without a folder, only an SAE at the repo's root is
+fetched.
 
 `resolve_sae_path` turns such a path into a local one with ``huggingface_hub``'s
 ``snapshot_download``, fetching only that folder's files into its usual cache
@@ -25,6 +26,8 @@ HUB_PATH = re.compile(
 )
 """hf:// paths; one slash is accepted too, since Path('hf://a/b') prints as 'hf:/a/b'."""
 EXPECTED = "expected hf://ORG/REPO[@REVISION][/FOLDER]"
+ROOT_FILES = ("cfg.json", "sae.safetensors", "sae_weights.safetensors", "params.npz")
+"""The files of an SAE at a repo's root, in every format we read (see formats/*.py)."""
 
 
 class HubPath(NamedTuple):
@@ -87,7 +90,9 @@ def _snapshot(where: HubPath) -> str:
                         "(pip install huggingface_hub)") from None
     # huggingface_hub < 2.4 has no IncompleteSnapshotError: nothing to catch there
     incomplete = getattr(errors, "IncompleteSnapshotError", ())
-    patterns = [where.folder, f"{where.folder}/*"] if where.folder else None
+    # A folder's files (fnmatch's * spans subfolders too); a bare repo: only an SAE at its
+    # root, never every SAE of a repo that holds hundreds (GemmaScope's hold thousands).
+    patterns = [where.folder, f"{where.folder}/*"] if where.folder else list(ROOT_FILES)
     try:
         return snapshot_download(where.repo_id, revision=where.revision,
                                  allow_patterns=patterns)
