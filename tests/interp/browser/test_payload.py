@@ -210,6 +210,18 @@ def test_bad_inputs(setting, tmp_path, capsys):
                         "--out", str(out), "--scores", str(tmp_path / "missing")], "missing")
     _cli_error(capsys, ["browse", str(setting["sae"]), "--data", str(setting["cache"]),
                         "--out", str(out), "--granularity", "99"], "99", "num_latents=40")
+    _cli_error(capsys, ["browse", str(setting["sae"]), "--data", str(setting["cache"]),
+                        "--out", str(out), "--lm", str(tmp_path / "no_model")], "no_model")
+
+    # a cache whose manifest names the offline LM (d_model 256) under an SAE of d_in 8
+    narrow = tmp_path / "narrow"
+    writer = CacheWriter(narrow, dtype="float32", meta={"model": "offline-default",
+                                                        "hook": "layers.2"})
+    writer.add(np.ones((n, 8), np.float32), np.arange(n) % 50, np.arange(n) // 16,
+               np.arange(n) % 16)
+    writer.finish()
+    _cli_error(capsys, ["browse", str(tmp_path / "small"), "--data", str(narrow),
+                        "--out", str(out)], "d_model=256", "d_in=8")
     assert not out.exists()
     one_line_error(lambda: build_browser(setting["sae"], setting["cache"], out, latents=0),
                    "--latents 0")

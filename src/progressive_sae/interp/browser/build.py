@@ -1,8 +1,8 @@
 """`psae browse` as a function: SAE + activation cache (+ LM, scores) → DIR/index.html.
 
 Checks come first (the SAE fits the cache, the cache holds token ids, the scores folder
-holds scores), then the slow parts: latent records (collected, or reused from a records
-folder), the LM for token text and logit effects, the payload and the page.
+holds scores, the LM loads and fits the SAE), then the slow parts: latent records (collected,
+or reused from a records folder), the payload and the page.
 """
 
 from __future__ import annotations
@@ -143,6 +143,11 @@ def build_browser(
     if isinstance(scores, (str, Path)):
         scores = read_scores(scores, sae=sae_name)
 
+    model = resolve_lm(lm, source, notes)
+    if model is not None and model.d_model != sae.d_in:
+        raise PSAEError(f"--lm {model.name}: d_model={model.d_model} but the SAE reads "
+                        f"d_in={sae.d_in}; expected the LM whose activations it reads")
+
     base = records_cfg or RecordsConfig()
     cfg = dataclasses.replace(base, granularity=granularity, mode=mode)
     if isinstance(records, LatentRecords):
@@ -153,7 +158,6 @@ def build_browser(
         if where is not None:
             _check_records(records, granularity, mode, where)
 
-    model = resolve_lm(lm, source, notes)
     tokenizer = getattr(model, "tokenizer", None) if model is not None else None
     count = records.num_latents if latents is None else min(latents, records.num_latents)
     manifest = getattr(source, "manifest", {}) or {}
