@@ -161,6 +161,13 @@ class _State:
         candidate index) of every candidate that was kept (payload still to be written)."""
         a = self.arrays
         k = a[f"{name}_key"].shape[1]
+        # Rows are sorted, so a candidate not below a latent's last key cannot enter (an
+        # equal key loses the tie: every candidate's wid is larger than those kept).
+        enters = key < a[f"{name}_key"][lat, -1]
+        if not enters.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lat, key, wid = lat[enters], key[enters], wid[enters]
+        entering = np.flatnonzero(enters)
         order = np.lexsort((wid, key, lat))
         lat_s = lat[order]
         starts = np.r_[0, np.flatnonzero(lat_s[1:] != lat_s[:-1]) + 1]
@@ -195,7 +202,7 @@ class _State:
         fresh = chosen >= 0
         lat_rows = np.broadcast_to(latents[:, None], pick.shape)[fresh]
         slots = np.broadcast_to(np.arange(k), pick.shape)[fresh]
-        return lat_rows, slots, chosen[fresh]
+        return lat_rows, slots, entering[chosen[fresh]]
 
     def _merge_pool(self, wids: np.ndarray, tokens: np.ndarray, loc: np.ndarray,
                     pwin: np.ndarray, plat: np.ndarray) -> None:
