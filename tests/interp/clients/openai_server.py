@@ -20,6 +20,11 @@ from progressive_sae.interp.clients.base import ChatRequest, LLMClient
 FAULTS = ("429", "500", "malformed", "drop")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the default backlog of 5 drops bursts of connections for 1 s
+
+
 class OpenAIServer:
     """Use as a context manager; `url` is the base URL (…/v1)."""
 
@@ -41,7 +46,7 @@ class OpenAIServer:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -110,30 +115,34 @@ class OpenAIServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
-                    self._answer(fault, json.loads(raw))
-                finally:
+                    reply = self._answer(fault, json.loads(raw))
+                finally:  # counted out before the client can see the answer
                     with server._lock:
                         server.in_flight -= 1
-
-            def _answer(self, fault: str | None, body: dict[str, Any]) -> None:
-                time.sleep(server.delay)
-                if fault == "429":
-                    self._send(429, b'{"error": "rate limited"}',
-                               {"Retry-After": server.retry_after})
-                elif fault == "500":
-                    self._send(500, b'{"error": "internal error"}')
-                elif fault == "malformed":
-                    self._send(200, b'{"choices": [{"message": {"content": "cut sh')
-                elif fault == "drop":
+                if reply is None:
                     self.close_connection = True
                     self.connection.shutdown(2)
                 else:
-                    text = server._reply(body)
-                    self._send(200, json.dumps({
-                        "id": f"chatcmpl-{server.hits}", "object": "chat.completion",
-                        "model": body.get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                    }).encode())
+                    self._send(*reply)
+
+            def _answer(self, fault: str | None, body: dict[str, Any]
+                        ) -> tuple[int, bytes, dict[str, str]] | None:
+                """(status, body, headers) to send, or None to drop the connection."""
+                time.sleep(server.delay)
+                if fault == "429":
+                    return 429, b'{"error": "rate limited"}', {"Retry-After": server.retry_after}
+                if fault == "500":
+                    return 500, b'{"error": "internal error"}', {}
+                if fault == "malformed":
+                    return 200, b'{"choices": [{"message": {"content": "cut sh', {}
+                if fault == "drop":
+                    return None
+                text = server._reply(body)
+                return 200, json.dumps({
+                    "id": f"chatcmpl-{server.hits}", "object": "chat.completion",
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                }).encode(), {}
 
         return Handler

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import email.message
+import email.utils
 import socket
+import time
 
 from progressive_sae.interp.clients import ChatRequest, make_client
-from progressive_sae.interp.clients.openai_http import OpenAIChatClient, RetryPolicy
+from progressive_sae.interp.clients.openai_http import OpenAIChatClient, RetryPolicy, _retry_after
 from tests.helpers import one_line_error
 from tests.interp.clients.openai_server import OpenAIServer
 
@@ -113,11 +116,14 @@ def test_a_second_run_through_the_cache_makes_no_call(smollm2, tmp_path):
 
 
 def test_concurrency_is_limited():
-    with OpenAIServer(answer=lambda r: "ok", delay=0.15) as server:
-        client, _ = client_for(server, concurrency=2)
-        answers = client.chat([REQUESTS[0]] * 6)
-    assert [a.text for a in answers] == ["ok"] * 6
-    assert server.max_in_flight == 2
+    # 12: more than asyncio's default thread pool on 2 cores; the server holds each request
+    # long enough for all of a round to arrive even on a busy machine
+    for concurrency, n, delay in ((2, 6, 0.3), (12, 14, 1.0)):
+        with OpenAIServer(answer=lambda r: "ok", delay=delay) as server:
+            client, _ = client_for(server, concurrency=concurrency)
+            answers = client.chat([REQUESTS[0]] * n)
+        assert [a.text for a in answers] == ["ok"] * n
+        assert server.max_in_flight == concurrency
 
 
 def test_chat_works_inside_a_running_event_loop():
@@ -139,3 +145,16 @@ def test_an_unreachable_endpoint_names_the_url():
     one_line_error(lambda: make_client("openai", url=url, model="m"), url, "unreachable")
     one_line_error(lambda: make_client("openai", url="ftp://x", model="m"), "ftp://x")
     one_line_error(lambda: make_client("openai", model="m"), "url")
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    def headers(value):
+        message = email.message.Message()
+        if value is not None:
+            message["Retry-After"] = value
+        return message
+
+    assert _retry_after(headers("3")) == 3.0
+    assert _retry_after(headers(None)) is None and _retry_after(headers("soon")) is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= _retry_after(headers(later)) <= 31

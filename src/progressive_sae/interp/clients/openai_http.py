@@ -40,7 +40,8 @@ class RetryPolicy:
     base_delay: float = 1.0
     """Seconds before the first retry; doubled each time."""
     max_delay: float = 60.0
-    """Upper bound on one wait, Retry-After included."""
+    """Upper bound on one wait; a longer Retry-After is cut to it (the retry may then
+    fail again and use up an attempt)."""
     jitter: float = 0.25
     """Each wait is stretched by a random factor in [1, 1 + jitter]."""
     seed: int = 0
@@ -102,22 +103,30 @@ class OpenAIChatClient:
 
     async def achat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
         gate = asyncio.Semaphore(self.concurrency)
+        # Own threads: asyncio's default pool has only min(32, cores + 4) of them.
+        pool = concurrent.futures.ThreadPoolExecutor(self.concurrency,
+                                                     thread_name_prefix="psae-llm")
 
         async def one(request: ChatRequest) -> ChatAnswer:
             async with gate:
-                return await self._answer(request)
+                return await self._answer(request, pool)
 
-        answers = await asyncio.gather(*(one(r) for r in requests))
+        try:
+            answers = await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            pool.shutdown(wait=False)
         self.stats.calls += len(answers)
         self.stats.failures += sum(1 for a in answers if not a.ok)
         return list(answers)
 
-    async def _answer(self, request: ChatRequest) -> ChatAnswer:
+    async def _answer(self, request: ChatRequest,
+                      pool: concurrent.futures.Executor) -> ChatAnswer:
         body = json.dumps(self._body(request)).encode()
+        loop = asyncio.get_running_loop()
         for attempt in range(self.retry.max_retries + 1):
             try:
-                status, headers, raw = await asyncio.to_thread(
-                    self._post, "/chat/completions", body)
+                status, headers, raw = await loop.run_in_executor(
+                    pool, self._post, "/chat/completions", body)
                 return ChatAnswer(_content(status, headers, raw))
             except _Fail as e:
                 return ChatAnswer(None, error=str(e))
@@ -125,6 +134,8 @@ class OpenAIChatClient:
                 failure: BaseException = e
             except OSError as e:  # e.g. the host name stopped resolving: not worth waiting
                 return ChatAnswer(None, error=f"{self.url}: {first_line(e)}")
+            except Exception as e:  # a failure is an answer, never an exception
+                return ChatAnswer(None, error=f"request failed: {first_line(e)}")
             if attempt == self.retry.max_retries:
                 break
             self.stats.retries += 1
