@@ -112,6 +112,12 @@ def test_list_search_sort_and_detail(opened, setting):
     neighbour = detail["neighbors"][0][0]
     b.evaluate(f"document.querySelector('#detail a.chip[data-latent=\"{neighbour}\"]').click()")
     b.wait_for(f"document.querySelector('#detail h2')?.textContent === 'Latent {neighbour}'")
+    # the arrow keys walk the list in its current (score) order
+    order = rows(b)
+    b.call("Input.dispatchKeyEvent", session=True, type="keyDown", key="ArrowDown",
+           code="ArrowDown", windowsVirtualKeyCode=40)
+    after = order[order.index(neighbour) + 1]
+    b.wait_for(f"document.querySelector('#detail h2')?.textContent === 'Latent {after}'")
 
 
 def test_tokens_are_text_never_markup(opened, setting):

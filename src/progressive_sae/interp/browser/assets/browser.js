@@ -230,6 +230,10 @@
     if (i === undefined) return;
     selected = i;
     showDetail(i);
+    const r = order.indexOf(i), list = $("list");
+    if (r >= 0 && (r * ROW < list.scrollTop || (r + 1) * ROW > list.scrollTop + list.clientHeight)) {
+      list.scrollTop = Math.max(0, r * ROW - list.clientHeight / 2);
+    }
     drawRows(true);
     document.title = D.title + " \u2013 latent " + id;
   }
@@ -263,6 +267,14 @@
     if (row) location.hash = "latent-" + row.getAttribute("data-latent");
   });
   window.addEventListener("hashchange", fromHash);
+  document.addEventListener("keydown", (e) => {  // arrow keys walk the (filtered) list,
+    if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;  // from the search box too
+    if (!order.length) return;
+    const r = order.indexOf(selected);
+    const next = r < 0 ? 0 : Math.min(order.length - 1, Math.max(0, r + (e.key === "ArrowDown" ? 1 : -1)));
+    location.hash = "latent-" + L.index[order[next]];
+    e.preventDefault();
+  });
   filterAndSort();
   if (location.hash) fromHash();
   else if (N) $("detail").innerHTML = '<div class="empty">Select a latent on the left.</div>';
