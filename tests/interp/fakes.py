@@ -117,9 +117,10 @@ class OnePassOracle(Oracle):
     def expected_values(self, messages, assistant_parts, values):
         self.passes += 1
         user = messages[-1][1]
-        if tuple(values) == (0, 1):
-            shown = re.search(r"Text: (.*)\n\nAnswer", user, re.S).group(1)
-            return [1.0 if shown in self.correct or shown in self.fires else 0.0]
+        if tuple(values) == (0, 1):  # every window of the latent, one line each
+            shown = re.findall(r"^Text \d+: (.*)$", user, re.M)
+            assert len(shown) == len(assistant_parts)
+            return [1.0 if s in self.correct or s in self.fires else 0.0 for s in shown]
         shown = re.search(r"Text: (.*)$", user, re.S).group(1)
         truth = self.by_text[shown]
         assert len(assistant_parts) == len(truth)

@@ -63,6 +63,9 @@ class BaselineInterpreter:
     def __init__(self, text: TokenText, top_tokens: int = 5, threshold: float = 1.0) -> None:
         self.text, self.top_tokens, self.threshold = text, top_tokens, threshold
 
+    def cost(self, method: str, windows: int) -> int:
+        return 0
+
     def explain(self, items: Sequence[LatentExamples]) -> list[str | Failure]:
         out: list[str | Failure] = []
         for item in items:

@@ -139,7 +139,7 @@ class InterpConfig:
     """Also score every latent with the LLM-free look-up-table baseline."""
     control: bool = True
     """Add a randomly initialised SAE of the same shape as a control."""
-    explanation_tokens: int = 48
+    explanation_tokens: int = 32
     """Upper bound on an explanation's length in tokens."""
     seed: int = 0
     """Seeds latent and example sampling and the random control (local generators only)."""

@@ -3,7 +3,8 @@
 An `Interpreter` explains latents from their train windows, predicts per-token activations
 from an explanation (simulation) and answers whether shown windows fit it (fuzzing,
 detection). `LLMInterpreter` does it with any `LLMClient` (and, for in-process models that
-are also `TokenScorer`s, reads simulations and verdicts off one forward pass per window);
+are also `TokenScorer`s, reads a simulation off one forward pass per window and all fuzzing or
+detection verdicts of a latent off one forward pass);
 `baseline.BaselineInterpreter` does it with a look-up table and no LLM. Each method takes
 all latents at once so a client can batch or run requests concurrently. Failed or
 unreadable answers come back as `Failure`s, never as numbers.
@@ -28,6 +29,7 @@ from progressive_sae.interp.prompts import (
     scaled,
     simulation_request,
     verdict_request,
+    verdicts_prompt,
 )
 from progressive_sae.interp.records import Window
 from progressive_sae.interp.sampling import LatentExamples
@@ -43,7 +45,11 @@ class Interpreter(Protocol):
     label: str
     """'baseline', or 'llm:<model id>'."""
     uses_llm: bool
-    """Whether each explanation and each window costs one LLM call."""
+    """Whether it calls an LLM (then an explanation costs one call)."""
+
+    def cost(self, method: str, windows: int) -> int:
+        """LLM calls a method makes for one latent scored on `windows` windows."""
+        ...
 
     def explain(self, items: Sequence[LatentExamples]) -> list[str | Failure]:
         """One short explanation per latent, from its train windows."""
@@ -85,6 +91,9 @@ class LLMInterpreter:
         self.label = f"llm:{client.model_id}"
         self.one_pass = isinstance(client, TokenScorer)
 
+    def cost(self, method: str, windows: int) -> int:
+        return 1 if self.one_pass and method != "simulation" else windows
+
     def explain(self, items: Sequence[LatentExamples]) -> list[str | Failure]:
         requests = [explain_request([(w.tokens, scaled(w.acts, item.max_act))
                                      for w in item.train], self.text,
@@ -111,6 +120,17 @@ class LLMInterpreter:
                     "[token, value] pairs in JSON)"))
         return [_number_windows(ws) for ws in _split(flat, [len(ws) for ws in windows])]
 
+    def _verdicts_one_pass(self, explanation: str, shown: Sequence[Shown]
+                           ) -> list[bool | Failure]:
+        """All of a latent's windows in one prompt, P("1") read per window in one pass."""
+        messages, parts = verdicts_prompt(explanation, [(s.tokens, s.marks) for s in shown],
+                                          self.text)
+        try:
+            p_yes = self.client.expected_values(messages, parts, (0, 1))
+        except (RuntimeError, ValueError) as err:
+            return [Failure(i, first_line(err)) for i in range(len(shown))]
+        return [bool(p >= 0.5) for p in p_yes]
+
     def _expected(self, explanation: str, tokens: np.ndarray) -> list[float] | Failure:
         messages, parts = all_at_once_prompt(explanation, tokens, self.text)
         try:
@@ -120,21 +140,15 @@ class LLMInterpreter:
 
     def judge(self, items: Sequence[LatentExamples], explanations: Sequence[str],
               shown: Sequence[Sequence[Shown]]) -> list[list[bool | Failure]]:
+        if self.one_pass:
+            return [self._verdicts_one_pass(e, ss) for e, ss in zip(explanations, shown)]
         jobs = [verdict_request(e, s.tokens, s.marks, self.text)
                 for e, ss in zip(explanations, shown) for s in ss]
         flat: list[bool | Failure] = []
-        if self.one_pass:
-            for request in jobs:
-                try:
-                    p_yes = self.client.expected_values(request.messages, [""], (0, 1))[0]
-                    flat.append(bool(p_yes >= 0.5))
-                except (RuntimeError, ValueError) as err:
-                    flat.append(Failure(None, first_line(err)))
-        else:
-            for answer in self.client.chat(jobs):
-                verdict = parse_verdict(answer.text) if answer.ok else None
-                flat.append(verdict if verdict is not None else _failure(
-                    answer, None, "unreadable verdict (expected 1 or 0)"))
+        for answer in self.client.chat(jobs):
+            verdict = parse_verdict(answer.text) if answer.ok else None
+            flat.append(verdict if verdict is not None else _failure(
+                answer, None, "unreadable verdict (expected 1 or 0)"))
         return [_number_windows(ss) for ss in _split(flat, [len(ss) for ss in shown])]
 
 

@@ -111,12 +111,13 @@ def explain_request(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: Toke
 
 
 def clean_explanation(answer: str) -> str | None:
-    """First non-empty line, without a leading 'Explanation:' and quotes; None if empty."""
+    """First non-empty line, without a leading 'Explanation:' and quotes, at most 200
+    characters; None if empty."""
     for line in answer.strip().splitlines():
         line = re.sub(r"^\s*(explanation( of the feature)?\s*:)\s*", "", line.strip(),
                       flags=re.IGNORECASE).strip().strip('"').strip()
         if line:
-            return line
+            return line[:200]
     return None
 
 
@@ -207,6 +208,24 @@ def verdict_request(explanation: str, tokens: Sequence[int], marks: Sequence[boo
              else marked_text(tokens, marks, text))
     user = f"Explanation of the feature: {explanation}\n\nText: {shown}\n\nAnswer (1 or 0):"
     return ChatRequest(messages=(("system", system), ("user", user)), max_tokens=4)
+
+
+def verdicts_prompt(explanation: str, shown: Sequence[tuple[Sequence[int], Sequence[bool] | None]],
+                    text: TokenText) -> tuple[tuple[Message, ...], list[str]]:
+    """All windows of a latent in one prompt; the assistant turn lists `Text i: <digit>`
+    and the digit slots are read off one forward pass (an in-process model)."""
+    fuzzing = shown[0][1] is not None
+    listed = "\n".join(
+        f"Text {i}: " + ("".join(text(t) for t in tokens) if marks is None
+                         else marked_text(tokens, marks, text)).replace("\n", " ")
+        for i, (tokens, marks) in enumerate(shown, 1))
+    question = ("whether its marked tokens are ones this feature fires on" if fuzzing
+                else "whether the feature fires anywhere in it")
+    user = (f"Explanation of the feature: {explanation}\n\n{listed}\n\nFor each text, "
+            f"answer 1 or 0: {question}. One line per text.")
+    system = FUZZ_SYSTEM if fuzzing else DETECT_SYSTEM
+    parts = ["Text 1: "] + [f"unknown\nText {i}: " for i in range(2, len(shown) + 1)]
+    return (("system", system), ("user", user)), parts
 
 
 def parse_verdict(answer: str) -> bool | None:

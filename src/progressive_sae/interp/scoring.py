@@ -88,7 +88,8 @@ def score_latents(sae: str, items: Sequence[LatentExamples], interpreter: Interp
         predicted = interpreter.simulate(chosen, texts, windows)
         per_method["simulation"] = [
             score_simulation([w.acts for w in ws], p) for ws, p in zip(windows, predicted)]
-        calls[ok] += np.array([len(ws) for ws in windows], dtype=np.int64)
+        calls[ok] += np.array([interpreter.cost("simulation", len(ws)) for ws in windows],
+                              dtype=np.int64)
     for method in ("fuzzing", "detection"):
         if method not in methods:
             continue
@@ -96,9 +97,8 @@ def score_latents(sae: str, items: Sequence[LatentExamples], interpreter: Interp
                  else detection_windows(item) for item in chosen]
         verdicts = interpreter.judge(chosen, texts, shown)
         per_method[method] = [score_verdicts(s, v) for s, v in zip(shown, verdicts)]
-        calls[ok] += np.array([len(s) for s in shown], dtype=np.int64)
-    if not interpreter.uses_llm:
-        calls[:] = 0
+        calls[ok] += np.array([interpreter.cost(method, len(s)) for s in shown],
+                              dtype=np.int64)
     results = []
     position = {i: n for n, i in enumerate(ok)}
     for i, (item, explanation) in enumerate(zip(items, explanations)):
