@@ -52,6 +52,8 @@ def plot_erasure(result: ErasureResult, path: str | Path, n: int | None = None) 
         for sae, points in sorted(by_sae.items()):
             _errorbar(left, points, "n", sae, "-")
         left.set_xscale("log")
+        left.set_xticks(ns, [str(v) for v in ns])
+        left.minorticks_off()
         left.set_xlabel("latents ablated n")
         left.set_title(f"{metric.upper()} (full dictionaries)" if scores
                        else f"{metric.upper()}: gated or not measured")
