@@ -147,6 +147,7 @@ def test_missing_repo_revision_or_folder_is_one_line_and_exit_2(hub, capsys):
     assert_one_line_exit_2(capsys, ["import", f"hf://{PYTHIA}/layers.7", "--out", "x"],
                            f"hf://{PYTHIA}/layers.7", "'layers.7'")
     assert_one_line_exit_2(capsys, ["info", "hf://just-a-name"], "'hf://just-a-name'")
+    assert_one_line_exit_2(capsys, ["info", f"hf://{PYTHIA}"], f"hf://{PYTHIA}", "root")
 
 
 def test_a_cached_snapshot_missing_files_is_one_line_and_exit_2(hub, capsys):

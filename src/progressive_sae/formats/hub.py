@@ -67,8 +67,11 @@ def resolve_sae_path(path: str | Path) -> Path:
     where = parse_hub_path(path)
     snapshot = _snapshot(where)
     local = Path(snapshot) / where.folder if where.folder else Path(snapshot)
+    rev = where.revision or "main"
+    if not where.folder and not any((local / name).is_file() for name in ROOT_FILES):
+        raise PSAEError(f"{where}: {where.repo_id} at revision {rev!r} has no SAE at its "
+                        "root; name the folder of one (hf://ORG/REPO/FOLDER)")
     if not local.exists():
-        rev = where.revision or "main"
         raise PSAEError(f"{where}: {where.repo_id} at revision {rev!r} has no file or folder "
                         f"{where.folder!r}")
     return local
