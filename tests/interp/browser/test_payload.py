@@ -225,3 +225,17 @@ def test_bad_inputs(setting, tmp_path, capsys):
     assert not out.exists()
     one_line_error(lambda: build_browser(setting["sae"], setting["cache"], out, latents=0),
                    "--latents 0")
+
+
+def test_the_lm_named_by_the_cache():
+    from types import SimpleNamespace
+
+    from progressive_sae.interp.browser.build import _lm_label, resolve_lm
+
+    notes: list[str] = []
+    moved = SimpleNamespace(manifest={"model": "/elsewhere/src/progressive_sae/lm/offline/default"})
+    assert _lm_label(resolve_lm(None, moved, notes)) == "offline-default" and notes == []
+    remote = SimpleNamespace(manifest={"model": "google/gemma-2-2b"})
+    assert resolve_lm(None, remote, notes) is None
+    assert "google/gemma-2-2b" in notes[0] and "--lm" in notes[0]
+    assert resolve_lm(None, SimpleNamespace(manifest={}), notes) is None and len(notes) == 2

@@ -71,6 +71,9 @@ def resolve_lm(lm: str | Any | None, source: Any, notes: list[str]) -> Any | Non
     if not recorded:
         notes.append("no LM: the cache names no model; tokens are shown as ids (pass --lm)")
         return None
+    if Path(recorded).parts[-4:] == ("progressive_sae", "lm", "offline", "default") and \
+            not Path(recorded).is_dir():
+        recorded = OFFLINE_DEFAULT  # the shipped model, extracted in another checkout
     if recorded != OFFLINE_DEFAULT and not (Path(recorded) / "config.json").is_file():
         notes.append(f"no LM: the cache's model {recorded!r} is not a local model folder; "
                      "tokens are shown as ids (pass --lm)")
@@ -167,7 +170,7 @@ def build_browser(
         "granularity": (f"{granularity} ({mode})" if granularity is not None else None),
         "data": str(getattr(source, "dir", data)), "hook": manifest.get("hook"),
         "tokens": f"{records.tokens_seen:,}", "window": records.window,
-        "LM": getattr(model, "name", None),
+        "LM": _lm_label(model),
         "scores": scores.source if isinstance(scores, LatentScores) else None,
     }
     payload = build_payload(
@@ -178,4 +181,15 @@ def build_browser(
     page = write_page(payload, out)
     return BrowseResult(page=page, latents=count, bytes=page.stat().st_size,
                         seconds=time.perf_counter() - start,
-                        lm=getattr(model, "name", None), notes=notes)
+                        lm=_lm_label(model), notes=notes)
+
+
+def _lm_label(model: Any | None) -> str | None:
+    """The model's name; the shipped model by its short name, not its install path."""
+    if model is None:
+        return None
+    from progressive_sae.lm.model import OFFLINE_DEFAULT
+    from progressive_sae.lm.offline import DEFAULT_LM_PATH
+
+    name = str(getattr(model, "name", "") or type(model).__name__)
+    return OFFLINE_DEFAULT if name == str(DEFAULT_LM_PATH) else name
