@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from progressive_sae.interp.claims import paper_claims
 from progressive_sae.interp.config import InterpConfig, load_interp_config
 from progressive_sae.interp.pipeline import interpret
-from progressive_sae.interp.results import read_scores
+from progressive_sae.interp.results import InterpResult, read_scores
 from tests.helpers import one_line_error
 from tests.interp.fakes import Constant
 from tests.interp.helpers import token_cache, token_sae
@@ -63,6 +64,15 @@ def test_interpret_scores_every_sae_bucket_and_the_random_control(cache, tmp_pat
         assert Path(plot).stat().st_size > 1000
     assert len(result.plots) == 6 and result.timing["records"] > 0
 
+    assert InterpResult.load(tmp_path / "run") == result
+    claims = paper_claims(result, "topk", "matryoshka")
+    assert len(claims) == 2 * 2 * 4  # interpreters × methods × (1 + 1 + 2 trained SAEs)
+    for c in claims:
+        json.dumps(c.to_dict(), allow_nan=False)
+        if c.interpreter == "llm:constant" and c.method == "simulation":
+            assert c.holds is None and "undefined" in c.found
+        if c.interpreter == "baseline":
+            assert isinstance(c.holds, bool)
     calls = client.calls
     again = interpret(saes, path, client, cfg, out=tmp_path / "run")
     assert client.calls == calls  # every latent was already scored: no LLM call

@@ -134,7 +134,7 @@ def interpret(
         out=str(out), saes=info, interpreters=[i.label for i in interpreters],
         methods=list(cfg.methods), summary=summary,
         plots=_plots(rows, cfg, out, summary), timing=timing,
-        llm=_client_stats(client_or_baseline), config=cfg.to_dict())
+        llm=_client_stats(client_or_baseline), config=json.loads(json.dumps(cfg.to_dict())))
     write_json_atomic(out / "summary.json", result.to_dict())
     return result
 

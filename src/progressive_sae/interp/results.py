@@ -144,6 +144,23 @@ class InterpResult:
         data["summary"] = [s.to_dict() for s in self.summary]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InterpResult:
+        fields = {**data, "summary": [SummaryRow(**s) for s in data["summary"]]}
+        return cls(**fields)
+
+    @classmethod
+    def load(cls, out: str | Path) -> InterpResult:
+        """The result of a finished run from its `summary.json`."""
+        from progressive_sae.json_files import read_json_object
+
+        path = Path(out) / "summary.json"
+        data = read_json_object(path, f"{out} holds no interpretability run (no summary.json)")
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError) as err:
+            raise PSAEError(f"{path} is not an interpretability summary ({err})") from None
+
     def mean(self, sae: str, method: str, bucket: str = "all",
              interpreter: str | None = None) -> float | None:
         """Mean score of a group (the first interpreter when none is named)."""
