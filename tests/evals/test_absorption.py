@@ -66,8 +66,8 @@ def _absorbing_case(seed: int = 0):
 
 def test_absorbed_rows_are_found_and_the_main_latent_is_the_concept(tmp_path):
     sae, x, labels, share = _absorbing_case()
-    result = evaluate_absorption({"hand": sae}, x, labels, granularities=[5],
-                                 config=AbsorptionConfig(resamples=200))
+    saebench = AbsorptionConfig(absorber_cos=0.1, full_absorption_cos=0.025, resamples=200)
+    result = evaluate_absorption({"hand": sae}, x, labels, granularities=[5], config=saebench)
     assert {p.name: p.status for p in result.probes} == {"concept": "scored", "rest": "scored"}
     full = result.views[0]
     concept = next(c for c in full.classes if c.name == "concept")
@@ -212,3 +212,12 @@ def test_cli_writes_json_and_plot_for_a_synthetic_yaml_and_a_cache_task(tmp_path
     assert sorted(p["name"] for p in data["probes"]) == ["capitalised", "lower case"]
     assert data["details"]["hook"] == "layers.2"
     assert (tmp_path / "a" / "absorption_capitalised.png").stat().st_size > 1000
+
+
+def test_cosine_thresholds_are_saebench_at_its_width_and_the_same_chance_level_below():
+    config = AbsorptionConfig()
+    assert config.cosine_thresholds(2304) == pytest.approx((0.1, 0.025))
+    assert config.cosine_thresholds(4096) == (0.1, 0.025)
+    assert config.cosine_thresholds(256) == pytest.approx((0.1875, 0.075))
+    assert config.cosine_thresholds(None) == (0.1, 0.025)
+    assert AbsorptionConfig(absorber_cos=0.1).cosine_thresholds(256)[0] == 0.1

@@ -8,14 +8,17 @@ SAEBench's definitions (Chanin et al., "A is for Absorption"), one-vs-rest per c
    probe's F1 on the validation split rises by more than `f1_jump`; 3. on the test rows that
    the residual probe calls positive (its true positives), per row: the probe projection p of
    (x − b_dec); each latent's share z_j·cos(W_dec[j], probe); the *absorption fraction* —
-   other latents with cosine ≥ `absorber_cos` and positive share (top `max_absorbers`) carrying
-   ≥ `projection_share`·p, counted up to what the main latents miss; and *full absorption* —
-   main latents silent while the top-projecting latent (cosine ≥ `full_absorption_cos`)
-   carries ≥ `projection_share`·p.
+   other latents with cosine ≥ the absorber threshold and positive share (top
+   `max_absorbers`) carrying ≥ `projection_share`·p, counted up to what the main latents
+   miss; and *full absorption* — main latents silent while the top-projecting latent (cosine
+   ≥ the full-absorption threshold) carries ≥ `projection_share`·p.
 
 Differences from SAEBench, on purpose: latents are ranked by mean difference instead of an
-L1-probe's weights, k is chosen on a validation split (never the test split), and the probe
-projection is of x − b_dec (what the latents reconstruct) instead of raw x.
+L1-probe's weights, k is chosen on a validation split (never the test split), the probe
+projection is of x − b_dec (what the latents reconstruct) instead of raw x, and below
+SAEBench's width (2304) the cosine thresholds are scaled to the same chance level
+(`AbsorptionConfig.cosine_thresholds`) — at d = 256 SAEBench's 0.1 lets an untrained SAE
+score as much absorption as a trained one.
 """
 
 from __future__ import annotations
@@ -63,15 +66,17 @@ def split_rows(n: int, config: AbsorptionConfig) -> tuple[np.ndarray, np.ndarray
 
 def row_absorption(
     code: torch.Tensor, projection: torch.Tensor, cos: torch.Tensor, main: Sequence[int],
-    config: AbsorptionConfig,
+    config: AbsorptionConfig, d_in: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Absorption fraction [m] and full absorption (bool [m]) of rows with codes [m, G],
-    probe projections [m] and latent–probe decoder cosines [G]."""
+    probe projections [m] and latent–probe decoder cosines [G]; cosine thresholds from
+    `config.cosine_thresholds(d_in)` (SAEBench's own values when d_in is None)."""
+    absorber_cos, full_cos = config.cosine_thresholds(d_in)
     share = code * cos[None, :]
     is_main = torch.zeros(code.shape[1], dtype=torch.bool)
     is_main[list(main)] = True
     main_share = share[:, is_main].sum(1)
-    candidates = (~is_main & (cos >= config.absorber_cos))[None, :] & (share > 0)
+    candidates = (~is_main & (cos >= absorber_cos))[None, :] & (share > 0)
     absorbing = torch.where(candidates, share, torch.zeros_like(share))
     top = absorbing.topk(min(config.max_absorbers, share.shape[1]), dim=1).values.sum(1)
     safe = torch.where(projection.abs() > EPS, projection, torch.full_like(projection, EPS))
@@ -83,7 +88,7 @@ def row_absorption(
                            fraction)
     best = share.max(1)
     full = (
-        (code[:, is_main].abs() < EPS).all(1) & (cos[best.indices] >= config.full_absorption_cos)
+        (code[:, is_main].abs() < EPS).all(1) & (cos[best.indices] >= full_cos)
         & (projection >= 0) & (best.values / safe >= config.projection_share)
     )
     return fraction, full
@@ -159,7 +164,8 @@ def evaluate_view(
         frac = full = None
         if rows.numel():
             fraction, is_full = row_absorption(codes[rows], centred[rows] @ directions[c],
-                                               decoder @ directions[c], main, config)
+                                               decoder @ directions[c], main, config,
+                                               x.shape[1])
             frac, full = float(fraction.mean()), float(is_full.float().mean())
             values.append(fraction.numpy())
             fulls.append(is_full.float().numpy())
@@ -239,6 +245,9 @@ def evaluate_absorption(
         for view in granularity_views(sae, gs, modes):
             views.append(evaluate_view(name, sae, view, x, y, splits, probes, positives, names,
                                        config))
+    absorber_cos, full_cos = config.cosine_thresholds(x.shape[1])
+    details = dict(details or {}) | {"absorber_cos_used": absorber_cos,
+                                     "full_absorption_cos_used": full_cos}
     return AbsorptionResult(task, tuple(class_probes), tuple(views),
                             (len(train), len(val), len(test)), config.to_dict(),
-                            time.perf_counter() - start, dict(details or {}))
+                            time.perf_counter() - start, details)
