@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 
 from progressive_sae.kernels import nested_squared_errors, nested_squared_errors_reference
+from progressive_sae.kernels.block_rules import BatchRule, DeadTopK, RowRule
 from progressive_sae.sae.base import SparseAutoencoder, SparseCode
 
 AllReduce = Callable[[torch.Tensor], torch.Tensor]
@@ -42,16 +43,22 @@ def total_variance(x: torch.Tensor, all_reduce: AllReduce = _local) -> torch.Ten
     return (sq_sum - mean_sum.dot(mean_sum) / count).clamp_min(1e-12).to(x.dtype)
 
 
-def dead_latent_selector(dead: torch.Tensor, k_aux: int):
+BATCH_CANDIDATES = 4
+"""BatchTopK: candidates per row, in units of k, before a row is recomputed wider."""
+
+
+def dead_latent_selector(dead: torch.Tensor, k_aux: int) -> DeadTopK:
     """AuxK's rule: the k_aux largest pre-activations among the dead latents."""
-    dead_idx = dead.nonzero().squeeze(1)
-    width = min(k_aux, dead_idx.numel())
+    return DeadTopK(dead, k_aux)
 
-    def select(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        values, positions = pre[:, dead_idx].topk(width, dim=1, sorted=False)
-        return values, dead_idx[positions]
 
-    return select
+def training_selector(sae: SparseAutoencoder) -> RowRule | BatchRule:
+    """The SAE's own rule, run on blocks of rows so that the encode never holds the whole
+    B × N pre-activation matrix. TopK decides each row alone; BatchTopK's batch rule (and
+    its θ rule) keeps only entries among each row's largest."""
+    if sae.cfg.activation == "batchtopk":
+        return BatchRule(sae.select, width=BATCH_CANDIDATES * sae.cfg.k)
+    return RowRule(sae.select)
 
 
 def sae_loss(
@@ -74,7 +81,7 @@ def sae_loss(
     aux_select = None
     if dead is not None and auxk_alpha > 0 and bool(dead.any()):
         aux_select = dead_latent_selector(dead, k_aux)
-    code, aux_code = sae.encode_with(x, sae.select, aux_select)
+    code, aux_code = sae.encode_with(x, training_selector(sae), aux_select)
     tv = total_variance(x, all_reduce)
 
     if granularities is None:

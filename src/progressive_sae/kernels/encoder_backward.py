@@ -9,6 +9,10 @@ each input's active latents. Backward: only the selected entries carry gradient,
 
 When the fast matmul dtype is bf16, the bf16 product only *selects* latents; the selected
 values are recomputed exactly in fp32, so gradients and outputs stay fp32-accurate.
+
+When the rules are blockwise (`block_rules.BlockRule`), the pre-activations are computed one
+block of batch rows at a time into one reused buffer and each block's candidates are kept:
+the B × N matrix (256 MB at B=4096, N=16384) never exists whole.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from progressive_sae.kernels.block_rules import BlockRule, Code, concat_rows
 from progressive_sae.kernels.row_accumulate import accumulate_rows
 
 _SUM_MODE = 0
+BLOCK_BYTES = 64 << 20
+"""Size of one block of pre-activations: ≥ 1024 rows at N=16384 in fp32, where the GEMM
+still runs at the whole matrix's speed (fewer rows repack W_enc too often)."""
 
 # Picks active latents from dense pre-activations: returns (values, indices), both [B, K].
 Selector = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -51,13 +59,53 @@ def dense_pre_activations(
     )
 
 
+def block_rows(batch: int, num_latents: int, itemsize: int, rows: int | None = None) -> int:
+    """Rows per block: about BLOCK_BYTES of pre-activations, or `rows` when given."""
+    wanted = rows or BLOCK_BYTES // max(1, num_latents * itemsize)
+    return max(1, min(batch, wanted))
+
+
+def select_in_blocks(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, rules: list[BlockRule],
+    matmul_dtype: torch.dtype, rows: int | None = None,
+) -> list[Code]:
+    """Each rule's choice over the batch, from blocks of rows of the pre-activations."""
+    x_m, W_m, b_m = (t.to(matmul_dtype) for t in (x_c, W_enc, b_enc))
+    batch, n = x_c.shape[0], W_enc.shape[0]
+    step = block_rows(batch, n, x_m.element_size(), rows)
+    buffer = x_m.new_empty(step, n)
+    picked: list[list[Code]] = [[] for _ in rules]
+    for start in range(0, batch, step):
+        block = buffer[: min(step, batch - start)]
+        torch.addmm(b_m, x_m[start:start + step], W_m.t(), out=block)
+        for r, rule in enumerate(rules):
+            picked[r].append(rule.pick(block))
+    del buffer
+
+    def full_rows(which: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(b_m, x_m[which], W_m.t())
+
+    return [rule.finish(concat_rows(p), full_rows, n) for rule, p in zip(rules, picked)]
+
+
+def _select(
+    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: Selector,
+    aux_select: Selector | None, matmul_dtype: torch.dtype, rows_per_block: int | None,
+) -> tuple[Code, Code | None]:
+    rules = [select] if aux_select is None else [select, aux_select]
+    if all(isinstance(r, BlockRule) for r in rules):
+        codes = select_in_blocks(x_c, W_enc, b_enc, rules, matmul_dtype, rows_per_block)
+        return codes[0], codes[1] if aux_select is not None else None
+    pre = dense_pre_activations(x_c, W_enc, b_enc, matmul_dtype)
+    return select(pre), aux_select(pre) if aux_select is not None else None
+
+
 class _SparseEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_c, W_enc, b_enc, select, aux_select, matmul_dtype):
-        pre = dense_pre_activations(x_c, W_enc, b_enc, matmul_dtype)
-        values, indices = select(pre)
-        aux = aux_select(pre) if aux_select is not None else None
-        del pre
+    def forward(ctx, x_c, W_enc, b_enc, select, aux_select, matmul_dtype, rows_per_block):
+        (values, indices), aux = _select(
+            x_c, W_enc, b_enc, select, aux_select, matmul_dtype, rows_per_block
+        )
         if matmul_dtype != x_c.dtype:
             values = _exact_values(x_c, W_enc, b_enc, indices).mul_(values != 0)
             if aux is not None:
@@ -101,21 +149,24 @@ class _SparseEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = torch.zeros(W_enc.shape[0], dtype=dz.dtype, device=dz.device)
             grad_b.index_add_(0, flat_idx, flat_dz)
-        return grad_x, grad_W, grad_b, None, None, None
+        return grad_x, grad_W, grad_b, None, None, None, None
 
 
 def sparse_encode(
     x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: Selector,
     aux_select: Selector | None = None, matmul_dtype: torch.dtype | None = None,
+    rows_per_block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(values, indices, aux_values, aux_indices) of the ReLU'd selected pre-activations.
 
     `x_c` is the input with b_dec already subtracted. `aux_select` (optional) picks a second
-    code from the same pre-activations, e.g. the AuxK latents among the dead ones.
+    code from the same pre-activations, e.g. the AuxK latents among the dead ones. When
+    every rule is a `BlockRule`, latents are chosen from blocks of `rows_per_block` rows
+    (default: about BLOCK_BYTES of pre-activations per block).
     """
     dtype = matmul_dtype or x_c.dtype
     values, indices, aux_values, aux_indices = _SparseEncode.apply(
-        x_c, W_enc, b_enc, select, aux_select, dtype
+        x_c, W_enc, b_enc, select, aux_select, dtype, rows_per_block
     )
     if aux_select is None:
         return values, indices, None, None
