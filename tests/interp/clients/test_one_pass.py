@@ -16,7 +16,7 @@ from progressive_sae.interp.clients.one_pass import (
 MESSAGES = (("system", "Rate each token 0 to 10."),
             ("user", "Plural nouns. Text: The cats sat on mats."))
 # Bills et al.'s layout; "cat" + "s\t" would be one token [cats] in a joint tokenization.
-PARTS = ["The\t", "unknown\ncat", "s\t", "unknown\n sat\t", "unknown\n mat", "s\t", ""]
+PARTS = ["The\t", "unknown\ncat", "s\t", "unknown\n sat\t", ""]
 VALUES = list(range(11))
 
 

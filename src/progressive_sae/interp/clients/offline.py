@@ -80,18 +80,14 @@ def load_offline_default(device: str = "cpu") -> HFChatModel:
 
 
 def _load(gguf: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     folder = converted_folder(gguf)
     if (folder / "model.safetensors").is_file():
         try:
-            with quiet_transformers():
-                model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
-                                                             local_files_only=True)
-                tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            return model, tokenizer
+            return _load_copy(folder)
         except (OSError, ValueError, KeyError):  # a damaged copy: rebuild it from the GGUF
             pass
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -101,8 +97,19 @@ def _load(gguf: Path):
         raise PSAEError(f"{gguf}: cannot load the GGUF file ({first_line(e)})") from e
     try:
         write_folder(folder, overwrite=True, fill=lambda out: _save(model, tokenizer, out))
-    except OSError:  # a read-only home: keep working, the next run converts again
-        pass
+        # the same weights as a plain model: first and later loads give the same object
+        return _load_copy(folder)
+    except (OSError, ValueError, KeyError):  # e.g. a read-only home: the next run converts again
+        return model, tokenizer
+
+
+def _load_copy(folder: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                     local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 
 
