@@ -11,7 +11,7 @@ from tests.interp.helpers import token_cache, token_sae
 CONFIG = """
 records: {window: 8, reservoir: 12, top_windows: 4, nonactivating_pool: 40, batch_rows: 256}
 sampling: {quantiles: 2, latents_per_quantile: 2, train_examples: 6, test_examples: 3}
-methods: [simulation, detection]
+methods: [detection]
 """
 
 
@@ -37,7 +37,7 @@ def test_psae_interp_with_the_baseline(ws, capsys):
     summary = json.loads((ws / "run" / "summary.json").read_text())
     assert set(summary["saes"]) == {"matryoshka", "topk", "random"}
     assert summary["config"]["sampling"]["latents_per_quantile"] == 1
-    assert summary["methods"] == ["simulation", "detection"]
+    assert summary["methods"] == ["detection"]
     assert (ws / "run" / "scores" / "topk.baseline.jsonl").is_file()
 
 
