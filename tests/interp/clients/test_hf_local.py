@@ -7,8 +7,7 @@ import torch
 from progressive_sae.interp.clients import ChatRequest, LLMClient, TokenScorer, make_client
 from progressive_sae.interp.clients.offline import converted_folder, gguf_file
 
-REQUESTS = [
-    ChatRequest((("user", "Name one fruit."),), max_tokens=6),
+REQUESTS = [  # prompts of different lengths: the batch is left-padded
     ChatRequest((("system", "Be brief."), ("user", "What colour is the sky on a clear day?")),
                 max_tokens=4),
     ChatRequest((("user", "Hi"),), max_tokens=3),
@@ -42,7 +41,7 @@ def test_sampling_repeats_and_leaves_the_global_rng_alone(smollm2):
 def test_a_prompt_beyond_the_context_is_a_failed_answer(smollm2):
     failures = smollm2.stats.failures
     too_long = ChatRequest((("user", "word " * 9000),), max_tokens=4)
-    answers = smollm2.chat([too_long, REQUESTS[2]])
+    answers = smollm2.chat([too_long, REQUESTS[1]])
     assert not answers[0].ok and "context" in answers[0].error
     assert answers[1].ok
     assert smollm2.stats.failures == failures + 1
@@ -53,4 +52,4 @@ def test_hf_path_loads_a_local_folder(smollm2):
     client = make_client(f"hf:{folder}")
     assert isinstance(client, LLMClient) and isinstance(client, TokenScorer)
     assert client.model_id == f"hf:{folder}"
-    assert client.chat(REQUESTS[2:])[0].text == smollm2.chat(REQUESTS[2:])[0].text
+    assert client.chat(REQUESTS[1:])[0].text == smollm2.chat(REQUESTS[1:])[0].text

@@ -8,16 +8,24 @@ import email.utils
 import socket
 import time
 
+import pytest
+
 from progressive_sae.interp.clients import ChatRequest, make_client
 from progressive_sae.interp.clients.openai_http import OpenAIChatClient, RetryPolicy, _retry_after
 from tests.helpers import one_line_error
 from tests.interp.clients.openai_server import OpenAIServer
 
 REQUESTS = [
-    ChatRequest((("user", "Name one fruit."),), max_tokens=5),
+    ChatRequest((("user", "Name one fruit."),), max_tokens=4),
     ChatRequest((("system", "Answer in JSON."), ("user", 'Give {"colour": a colour}.')),
-                max_tokens=6, json_answer=True),
+                max_tokens=4, json_answer=True),
 ]
+
+
+@pytest.fixture(scope="module")
+def direct(smollm2):
+    """What the model answers to REQUESTS without HTTP in between."""
+    return [a.text for a in smollm2.chat(REQUESTS)]
 
 
 class Sleeps:
@@ -36,14 +44,13 @@ def client_for(server: OpenAIServer, retries: int = 3, **kw) -> tuple[OpenAIChat
     return OpenAIChatClient(server.url, "smollm2", retry=policy, sleep=sleeps, **kw), sleeps
 
 
-def test_answers_come_from_the_model_behind_the_server(smollm2, monkeypatch):
+def test_answers_come_from_the_model_behind_the_server(smollm2, direct, monkeypatch):
     monkeypatch.setenv("TEST_LLM_KEY", "sk-secret-123")
     with OpenAIServer(smollm2) as server:
         client = make_client("openai", url=server.url, model="smollm2",
                              api_key_env="TEST_LLM_KEY")
         answers = client.chat(REQUESTS)
-    direct = smollm2.chat(REQUESTS)
-    assert [a.text for a in answers] == [d.text for d in direct]
+    assert [a.text for a in answers] == direct
     assert all(a.ok and not a.cached for a in answers)
     assert server.hits == 2
     assert "response_format" not in server.bodies[0]
@@ -53,11 +60,11 @@ def test_answers_come_from_the_model_behind_the_server(smollm2, monkeypatch):
     assert client.stats.to_dict() == {"calls": 2, "cache_hits": 0, "failures": 0, "retries": 0}
 
 
-def test_a_429_is_retried_after_its_retry_after(smollm2):
+def test_a_429_is_retried_after_its_retry_after(smollm2, direct):
     with OpenAIServer(smollm2, faults=["429"], retry_after="2") as server:
         client, sleeps = client_for(server)
         (answer,) = client.chat(REQUESTS[:1])
-    assert answer.ok and answer.text == smollm2.chat(REQUESTS[:1])[0].text
+    assert answer.ok and answer.text == direct[0]
     assert server.hits == 2
     assert len(sleeps.delays) == 1 and 2.0 <= sleeps.delays[0] <= 5.0
     assert client.stats.retries == 1 and client.stats.failures == 0
