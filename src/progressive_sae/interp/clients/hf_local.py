@@ -9,6 +9,7 @@ reading of digit probabilities described in `one_pass`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,14 +69,12 @@ class HFChatModel:
                                         f"model's context of {context}")
             else:
                 runnable.append(i)
-        start = 0
-        while start < len(runnable):
-            batch = [runnable[start]]
-            while (len(batch) < self.batch_size and start + len(batch) < len(runnable)
-                   and requests[runnable[start + len(batch)]].temperature
-                   == requests[batch[0]].temperature):
-                batch.append(runnable[start + len(batch)])
-            start += len(batch)
+        batches = []
+        for _, group in itertools.groupby(runnable, key=lambda i: requests[i].temperature):
+            group = list(group)
+            batches += [group[j: j + self.batch_size]
+                        for j in range(0, len(group), self.batch_size)]
+        for batch in batches:
             try:
                 texts = self._generate([prompts[i] for i in batch],
                                        [requests[i] for i in batch])
