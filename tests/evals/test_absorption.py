@@ -221,3 +221,11 @@ def test_cosine_thresholds_are_saebench_at_its_width_and_the_same_chance_level_b
     assert config.cosine_thresholds(256) == pytest.approx((0.1875, 0.075))
     assert config.cosine_thresholds(None) == (0.1, 0.025)
     assert AbsorptionConfig(absorber_cos=0.1).cosine_thresholds(256)[0] == 0.1
+
+
+def test_classes_too_small_to_split_are_reported_not_fitted():
+    x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    result = evaluate_absorption({"s": TopKSAE(SAEConfig(d_in=4, num_latents=8, k=2))}, x,
+                                 ["a", "b"] * 10, config=AbsorptionConfig(resamples=20))
+    assert {p.status for p in result.probes} == {"too_few"}
+    assert result.views[0].mean_absorption_fraction is None

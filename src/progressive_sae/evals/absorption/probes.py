@@ -40,6 +40,8 @@ def fit_residual_probes(x: np.ndarray, labels: np.ndarray, num_classes: int,
     standardised activations (sklearn's objective: c·Σ weighted log-loss + ½‖w‖²), fit jointly
     with L-BFGS since the classes' losses are independent; mapped back to the raw space so
     directions compare with decoder rows. Other classes get a probe that never fires."""
+    if not classes:  # every class too small to split: all gated, nothing to fit
+        return ResidualProbes(np.zeros((num_classes, x.shape[1])), np.full(num_classes, -1.0))
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = torch.from_numpy((x - mean) / std)
     chosen = torch.tensor(classes, dtype=torch.long)
