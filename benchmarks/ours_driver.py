@@ -22,7 +22,7 @@ class TimedRows:
     """
 
     def __init__(self, reader: common.RowReader, clock: common.StepClock) -> None:
-        self.reader, self.clock = reader, clock
+        self.reader, self.clock = reader, clock  # the clock waits for the GPU at each mark
         self.d_in = reader.dim
 
     def __len__(self) -> int:
@@ -49,23 +49,24 @@ def main() -> None:
     cfg = TrainConfig(
         num_latents=args.num_latents, k=args.k, batch_size=args.batch_size,
         total_tokens=args.batch_size * args.steps, granularities=granularities, lr=args.lr,
-        seed=args.seed,
+        seed=args.seed, device=args.device,
         **({"lr_warmup_steps": args.warmup} if args.warmup is not None else {}),
     )
-    clock = common.StepClock()
+    clock = common.StepClock(args.device)
     source = TimedRows(common.RowReader(args.train, args.batch_size * args.steps), clock)
     trainer = Trainer(cfg, source, progress=False)
     clock.reset()  # b_dec initialisation read rows too; time only the loop
     trainer.fit()
     clock.mark()  # end of the last step (fit has no run dir, so nothing is saved after it)
     peak_rss = common.peak_rss_mb()
+    device_info = common.device_record(args.device)  # before the FVU pass adds its buffers
 
     sae = trainer.sae.eval()
-    fvu = common.eval_fvu(lambda x: sae(x), args.eval, args.eval_chunk)
+    fvu = common.eval_fvu(lambda x: sae(x), args.eval, args.eval_chunk, args.device)
     result = common.summarize(
         clock, args.batch_size, args.steps, fvu,
         {"library": "progressive_sae", "granularities": granularities, "lr": cfg.peak_lr,
-         "matmul_dtype": trainer.matmul_dtype},
+         "matmul_dtype": trainer.matmul_dtype, **device_info},
         peak_rss=peak_rss,
     )
     common.emit(result, args.out, stdout)

@@ -1,11 +1,15 @@
 """Training speed, memory and sample efficiency against EleutherAI sparsify and SAELens.
 
-    python benchmarks/train_speed.py [--steps 48] [--skip-peers]
+    python benchmarks/train_speed.py [--steps 48] [--only ours,sparsify,saelens]
+    python benchmarks/train_speed.py --device cuda [--wheels DIR]
 
 All trainers run in their own processes (peers in their own virtual environments with
 torch held at 2.13.0) on the same synthetic activations, read in the same order, and are
 scored by the same FVU code on the same held-out rows. Prints a table and writes
-benchmarks/results/train_speed.json. Time it on an otherwise idle machine.
+benchmarks/results/train_speed.json (train_speed_cuda.json on a GPU). Time it on an
+otherwise idle machine. On a GPU, sparsify runs its Triton kernels and SAELens its sparse
+activations (dense where those fail); --wheels installs the peers from wheels prepared
+with `python benchmarks/peers/setup_venv.py --device cuda --download-only DIR`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from progressive_sae import SAEConfig, build_sae  # noqa: E402
 from progressive_sae.data import SyntheticActivations, SyntheticConfig  # noqa: E402
 
 D, N, K, B = 768, 16384, 32, 4096
+TRAINERS = ("ours", "sparsify", "saelens")
 
 
 def make_data(steps: int, eval_rows: int) -> tuple[Path, Path]:
@@ -57,17 +62,23 @@ def make_data(steps: int, eval_rows: int) -> tuple[Path, Path]:
     return train, held
 
 
-def median_ms(fn, repeats: int = 5) -> float:
+def median_ms(fn, repeats: int = 5, device: torch.device | None = None) -> float:
+    def sync() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
 
 
-def encode_floor() -> dict[str, float]:
+def encode_floor(device: torch.device) -> dict[str, float]:
     """The dense encode matmul alone [B, d] × [d, N], in bf16, fp16, fp32 and int8.
 
     Written into a preallocated output so that only the multiplication is timed, not the
@@ -76,17 +87,21 @@ def encode_floor() -> dict[str, float]:
     fp32 on a CPU without native bf16: the floor an int8 latent selection would face.
     """
     g = torch.Generator().manual_seed(0)
-    x, w = torch.randn(B, D, generator=g), torch.randn(N, D, generator=g)
-    bias = torch.zeros(N)
-    out = torch.empty(B, N)
-    fp32 = median_ms(lambda: torch.addmm(bias, x, w.t(), out=out), repeats=9)
+    x, w = torch.randn(B, D, generator=g).to(device), torch.randn(N, D, generator=g).to(device)
+    bias = torch.zeros(N, device=device)
+    out = torch.empty(B, N, device=device)
+    gpu = device.type == "cuda"
+    # On a GPU "fp32" means true fp32, as the trainer's exact path: no TF32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    fp32 = median_ms(lambda: torch.addmm(bias, x, w.t(), out=out), 9, device)
     xb, wb, bb = x.bfloat16(), w.bfloat16(), bias.bfloat16()
     out_b = out.bfloat16()
-    bf16 = median_ms(lambda: torch.addmm(bb, xb, wb.t(), out=out_b), repeats=3)
+    bf16 = median_ms(lambda: torch.addmm(bb, xb, wb.t(), out=out_b), 9 if gpu else 3, device)
     xh, wh, bh = x.half(), w.half(), bias.half()
     out_h = out.half()
-    fp16 = median_ms(lambda: torch.addmm(bh, xh, wh.t(), out=out_h), repeats=3)
-    return {"bf16_ms": bf16, "fp16_ms": fp16, "fp32_ms": fp32, "int8_ms": int8_floor(x, w, bias)}
+    fp16 = median_ms(lambda: torch.addmm(bh, xh, wh.t(), out=out_h), 9 if gpu else 3, device)
+    int8 = float("nan") if gpu else int8_floor(x, w, bias)  # fbgemm is CPU-only
+    return {"bf16_ms": bf16, "fp16_ms": fp16, "fp32_ms": fp32, "int8_ms": int8}
 
 
 def int8_floor(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> float:
@@ -102,105 +117,177 @@ def int8_floor(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> float:
             return float("nan")
 
 
-def truncate_speedup() -> dict[str, float]:
+def truncate_speedup(device: torch.device) -> dict[str, float]:
     """Encode time at N divided by encode time of the SAE truncated to G."""
-    sae = build_sae(SAEConfig(d_in=D, num_latents=N, k=K)).eval()
-    x = torch.randn(B, D)
+    sae = build_sae(SAEConfig(d_in=D, num_latents=N, k=K)).eval().to(device)
+    x = torch.randn(B, D, device=device)
     with torch.no_grad():
-        full = median_ms(lambda: sae.encode(x))
+        full = median_ms(lambda: sae.encode(x), device=device)
         out = {}
         for frac in (8, 4, 2):
-            small = sae.truncate(N // frac).eval()
-            out[f"N/{frac}"] = full / median_ms(lambda s=small: s.encode(x))
+            small = sae.truncate(N // frac).eval().to(device)
+            out[f"N/{frac}"] = full / median_ms(lambda s=small: s.encode(x), device=device)
     return out
 
 
 def run_driver(python: Path, script: Path, train: Path, held: Path, steps: int, out: Path,
-               extra: list[str] | None = None) -> dict:
+               device: str, extra: list[str] | None = None, check: bool = True) -> dict | None:
     cmd = [str(python), str(script), "--train", str(train), "--eval", str(held),
            "--num-latents", str(N), "--k", str(K), "--batch-size", str(B),
-           "--steps", str(steps), "--threads", "2", "--out", str(out), *(extra or [])]
-    print("$", " ".join(cmd[1:3]), "…", flush=True)
+           "--steps", str(steps), "--threads", "2", "--out", str(out), "--device", device,
+           *(extra or [])]
+    print("$", " ".join(cmd[1:3]), *(extra or []), "…", flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
+        if not check:
+            print(f"{script.name} {' '.join(extra or [])} failed: "
+                  f"{done.stderr.strip().splitlines()[-1:]}", flush=True)
+            return None
         raise SystemExit(f"{script.name} failed:\n{done.stderr[-4000:]}")
     return json.loads(out.read_text())
 
 
+def run_saelens(python: Path, train: Path, held: Path, steps: int, out: Path,
+                device: str) -> dict:
+    """SAELens on a GPU with its sparse activations where they work, dense otherwise."""
+    script = HERE / "peers" / "saelens_driver.py"
+    if device != "cpu":
+        sparse = run_driver(python, script, train, held, steps, out, device,
+                            ["--sparse-activations"], check=False)
+        if sparse is not None:
+            return sparse
+    return run_driver(python, script, train, held, steps, out, device)  # type: ignore[return-value]
+
+
+def parse_only(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(TRAINERS))
+    if unknown or not names:
+        raise SystemExit(f"--only {text!r}: expected a comma-separated subset of {TRAINERS}")
+    return names
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--eval-rows", type=int, default=8192)
-    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--only", default=",".join(TRAINERS),
+                        help=f"comma-separated subset of {TRAINERS} (ours = TopK + Matryoshka)")
+    parser.add_argument("--skip-peers", action="store_true", help="same as --only ours")
+    parser.add_argument("--wheels", type=Path, default=None,
+                        help="install the peers from these wheels, without an index")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     args = parser.parse_args()
+    only = ["ours"] if args.skip_peers else parse_only(args.only)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available here")
     torch.set_num_threads(2)
 
     train, held = make_data(args.steps, args.eval_rows)
     scratch = HERE / ".data" / "results"
     scratch.mkdir(exist_ok=True)
-    floor = encode_floor()
-    runs = {
-        "topk": run_driver(Path(sys.executable), HERE / "ours_driver.py", train, held,
-                           args.steps, scratch / "topk.json"),
-        "matryoshka": run_driver(
+    floor = encode_floor(device)
+    runs: dict[str, dict] = {}
+    if "ours" in only:
+        runs["topk"] = run_driver(Path(sys.executable), HERE / "ours_driver.py", train, held,
+                                  args.steps, scratch / "topk.json", args.device)
+        runs["matryoshka"] = run_driver(
             Path(sys.executable), HERE / "ours_driver.py", train, held, args.steps,
-            scratch / "matryoshka.json",
-            ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))]),
-    }
-    if not args.skip_peers:
-        for name in ("sparsify", "saelens"):
-            python = ensure_peer_venv(name, HERE / ".venvs")
-            runs[name] = run_driver(python, HERE / "peers" / f"{name}_driver.py", train, held,
-                                    args.steps, scratch / f"{name}.json")
-    speedup = truncate_speedup()
+            scratch / "matryoshka.json", args.device,
+            ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))])
+    for name in ("sparsify", "saelens"):
+        if name not in only:
+            continue
+        venv_device = "cuda" if device.type == "cuda" else "cpu"
+        python = ensure_peer_venv(name, HERE / ".venvs", venv_device, args.wheels)
+        out = scratch / f"{name}.json"
+        runs[name] = (run_saelens(python, train, held, args.steps, out, args.device)
+                      if name == "saelens" else
+                      run_driver(python, HERE / "peers" / f"{name}_driver.py", train, held,
+                                 args.steps, out, args.device))
+    speedup = truncate_speedup(device)
 
-    limit = floor["bf16_ms"]
     floor_ms = min(floor[name] for name in ("bf16_ms", "fp16_ms", "fp32_ms"))
+    step = {name: r["step_ms"] for name, r in runs.items()}
+    selection = runs["topk"]["config"].get("matmul_dtype") if "topk" in runs else None
     result = {
         "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "processor": platform.processor(), "threads": torch.get_num_threads()},
+                    "processor": platform.processor(), "threads": torch.get_num_threads(),
+                    "device": str(device),
+                    "gpu_name": (torch.cuda.get_device_name(device)
+                                 if device.type == "cuda" else None)},
         "shape": {"d": D, "N": N, "k": K, "B": B, "steps": args.steps,
                   "tokens": args.steps * B},
-        "limit_ms": limit,
+        # Which dtype the trainer's "auto" selection matmul chose here (bf16 where the
+        # hardware multiplies it natively): the floor its step should be judged against.
+        "selection_dtype": selection,
+        "limit_ms": floor["bf16_ms"],
         "limit_fp32_ms": floor["fp32_ms"],
         "limit_fp16_ms": floor["fp16_ms"],
-        "limit_int8_ms": floor["int8_ms"],
+        "limit_int8_ms": floor["int8_ms"] if floor["int8_ms"] == floor["int8_ms"] else None,
         "floor_ms": floor_ms,
-        "topk_step_ms": runs["topk"]["step_ms"],
-        "matryoshka_step_ms": runs["matryoshka"]["step_ms"],
+        "topk_step_ms": step.get("topk"),
+        "matryoshka_step_ms": step.get("matryoshka"),
+        "topk_over_floor": ratio(step.get("topk"), floor_ms),
+        "topk_over_fp32_floor": ratio(step.get("topk"), floor["fp32_ms"]),
+        "topk_over_bf16_floor": ratio(step.get("topk"), floor["bf16_ms"]),
+        "matryoshka_over_topk": ratio(step.get("matryoshka"), step.get("topk")),
         "truncate_speedup": speedup,
-        "peak_rss_mb": runs["topk"]["peak_rss_mb"],
-        "runs": {name: {k: r[k] for k in ("step_ms", "tokens_per_s", "peak_rss_mb", "fvu")}
+        "peak_rss_mb": runs["topk"]["peak_rss_mb"] if "topk" in runs else None,
+        "matryoshka_peak_rss_mb": (runs["matryoshka"]["peak_rss_mb"]
+                                   if "matryoshka" in runs else None),
+        "runs": {name: {k: r.get(k) for k in ("step_ms", "tokens_per_s", "peak_rss_mb", "fvu")}
+                 | {"peak_gpu_mb": r["config"].get("peak_gpu_mb")}
                  for name, r in runs.items()},
     }
     for name, r in runs.items():
         result[f"{name}_fvu"] = r["fvu"]
         result[f"{name}_tokens_per_s"] = r["tokens_per_s"]
     if "sparsify" in runs:
-        result["sparsify_step_ms"] = runs["sparsify"]["step_ms"]
-        result["saelens_step_ms"] = runs["saelens"]["step_ms"]
-        result["speedup_vs_sparsify"] = runs["sparsify"]["step_ms"] / runs["topk"]["step_ms"]
-        result["fvu_ratio_vs_sparsify"] = runs["topk"]["fvu"] / runs["sparsify"]["fvu"]
+        result["sparsify_step_ms"] = step["sparsify"]
+        result["sparsify_decoder_impl"] = runs["sparsify"]["config"].get("decoder_impl")
         # A TopK step does at least one dense encode; in the fastest floating dtype here,
         # no trainer can beat sparsify by more than this, whatever else it saves.
-        result["max_float_speedup_vs_sparsify"] = runs["sparsify"]["step_ms"] / floor_ms
+        result["max_float_speedup_vs_sparsify"] = step["sparsify"] / floor_ms
+    if "sparsify" in runs and "topk" in runs:
+        result["speedup_vs_sparsify"] = step["sparsify"] / step["topk"]
+        result["fvu_ratio_vs_sparsify"] = runs["topk"]["fvu"] / runs["sparsify"]["fvu"]
+    if "saelens" in runs:
+        result["saelens_step_ms"] = step["saelens"]
+        result["saelens_sparse_activations"] = runs["saelens"]["config"].get(
+            "use_sparse_activations")
 
-    print(f"\nd={D} N={N} k={K} B={B}, {args.steps} steps ({args.steps * B:,} tokens), "
-          f"CPU {result['machine']['cpu_capability']}, 2 threads")
-    print(f"dense encode matmul alone: bf16 {floor['bf16_ms']:.0f} ms, "
-          f"fp16 {floor['fp16_ms']:.0f} ms, fp32 {floor['fp32_ms']:.0f} ms "
-          f"(floor {floor_ms:.0f} ms), int8 {floor['int8_ms']:.0f} ms")
+    where = (f"GPU {result['machine']['gpu_name']}" if device.type == "cuda" else
+             f"CPU {result['machine']['cpu_capability']}, 2 threads")
+    print(f"\nd={D} N={N} k={K} B={B}, {args.steps} steps ({args.steps * B:,} tokens), {where}")
+    print(f"dense encode matmul alone: bf16 {floor['bf16_ms']:.1f} ms, "
+          f"fp16 {floor['fp16_ms']:.1f} ms, fp32 {floor['fp32_ms']:.1f} ms "
+          f"(floor {floor_ms:.1f} ms), int8 {floor['int8_ms']:.1f} ms; "
+          f"selection dtype chosen: {selection}")
     print(f"{'trainer':<22}{'step ms':>10}{'tokens/s':>12}{'peak RSS MB':>13}{'FVU':>9}")
     for name, r in runs.items():
         print(f"{name:<22}{r['step_ms']:>10.0f}{r['tokens_per_s']:>12,.0f}"
               f"{r['peak_rss_mb']:>13,.0f}{r['fvu']:>9.4f}")
+    if "topk" in runs:
+        print(f"TopK step / floor: {result['topk_over_floor']:.2f} "
+              f"(fp32 floor {result['topk_over_fp32_floor']:.2f}, "
+              f"bf16 floor {result['topk_over_bf16_floor']:.2f}); "
+              f"Matryoshka / TopK: {result['matryoshka_over_topk']:.2f}")
     print("truncated encode speed-up: "
           + ", ".join(f"G={g}: {s:.2f}x" for g, s in speedup.items()))
-    if "sparsify" in runs:
+    if "speedup_vs_sparsify" in result:
         print(f"TopK vs sparsify: {result['speedup_vs_sparsify']:.2f}x tokens/s, "
               f"FVU ratio {result['fvu_ratio_vs_sparsify']:.3f}; the floating-point encode "
               f"floor alone caps any trainer at {result['max_float_speedup_vs_sparsify']:.2f}x")
-    out = HERE / "results" / "train_speed.json"
+    name = "train_speed.json" if device.type == "cpu" else f"train_speed_{device.type}.json"
+    out = args.out or HERE / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

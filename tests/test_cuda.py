@@ -122,3 +122,29 @@ def test_cuda_trained_sae_saves_and_scores_like_on_cpu(synthetic, tmp_path):
         assert gpu_point.fvu == pytest.approx(cpu_point.fvu, rel=1e-3)
         assert gpu_point.l0 == pytest.approx(cpu_point.l0, rel=1e-2)
         assert gpu_point.rsa == pytest.approx(cpu_point.rsa, abs=1e-3)
+
+
+@pytest.mark.parametrize("rule", ["topk", "batchtopk"])
+@pytest.mark.parametrize("matmul_dtype", [torch.float32, torch.bfloat16])
+def test_blocked_selection_on_cuda_matches_the_whole_matrix_path(rule, matmul_dtype):
+    """Row blocks with AuxK on the GPU: the whole-matrix choice, values and gradients."""
+    from progressive_sae.kernels.block_rules import BatchRule, DeadTopK, RowRule
+    from progressive_sae.sae.batchtopk import batch_topk_select
+
+    x, W, b = (t.cuda() for t in _inputs(3))
+    plain = (lambda p: topk_select(p, K)) if rule == "topk" else (
+        lambda p: batch_topk_select(p, K))
+    blocked = RowRule(plain) if rule == "topk" else BatchRule(plain, width=4 * K)
+    dead = torch.zeros(N, dtype=torch.bool, device="cuda")
+    dead[::3] = True
+    results = []
+    for select, aux, rows in ((plain, DeadTopK(dead, 5)._select, None),
+                              (blocked, DeadTopK(dead, 5), 7)):
+        xs, w, bb = (t.clone().requires_grad_() for t in (x, W, b))
+        v, i, av, ai = sparse_encode(xs, w, bb, select, aux, matmul_dtype, rows)
+        dense = torch.zeros(B, N, device="cuda").scatter_add(1, i, v)
+        aux_dense = torch.zeros(B, N, device="cuda").scatter_add(1, ai, av)
+        (dense.sum(0) @ torch.arange(N, device="cuda").float() + aux_dense.pow(2).sum()).backward()
+        results.append((dense.detach(), aux_dense.detach(), xs.grad, w.grad, bb.grad))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -47,7 +47,23 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
     p.add_argument("--eval-chunk", type=int, default=2048, help="rows per FVU forward pass")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     return p
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for queued GPU work, so that a clock mark ends the step it follows."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_record(device: str | torch.device) -> dict[str, Any]:
+    """The device a driver trained on: its name and, on a GPU, the peak memory it held."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return {"device": str(device)}
+    return {"device": str(device), "gpu_name": torch.cuda.get_device_name(device),
+            "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20}
 
 
 def claim_stdout() -> TextIO:
@@ -145,13 +161,15 @@ class StepClock:
     tells a slow library from a contended measurement.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, device: str | torch.device = "cpu") -> None:
         # (wall, cpu) pairs in one list, so that ``marks.clear()`` (used to
         # drop setup reads) can never leave the two series out of step.
         self.marks: list[tuple[float, float]] = []
         self.loadavg_start: tuple[float, float, float] | None = None
+        self.device = device
 
     def mark(self) -> None:
+        synchronize(self.device)
         if not self.marks:
             self.loadavg_start = os.getloadavg()
         self.marks.append((time.perf_counter(), time.process_time()))
@@ -177,6 +195,7 @@ def eval_fvu(
     reconstruct: Callable[[torch.Tensor], torch.Tensor],
     eval_path: Path,
     chunk: int,
+    device: str | torch.device = "cpu",
 ) -> float:
     """FVU = sum ||x - xhat||^2 / sum ||x - mean(x)||^2 over the eval rows.
 
@@ -198,7 +217,7 @@ def eval_fvu(
     var = 0.0
     for s in range(0, n, chunk):
         x = torch.from_numpy(np.array(data[s : s + chunk], dtype=np.float32))
-        xhat = reconstruct(x).float()
+        xhat = reconstruct(x.to(device)).float().cpu()
         err += float((x - xhat).double().pow(2).sum())
         var += float((x.double() - mean).pow(2).sum())
     return err / var

@@ -47,19 +47,24 @@ class ActivationIterator(Iterator[torch.Tensor]):
     of the first iteration of ``SAETrainer.fit``'s training loop.
     """
 
-    def __init__(self, reader: common.RowReader, batch_size: int, clock: common.StepClock) -> None:
+    def __init__(self, reader: common.RowReader, batch_size: int, clock: common.StepClock,
+                 device: str = "cpu") -> None:
         self.reader = reader
         self.batch_size = batch_size
         self.clock = clock
+        self.device = device
 
     def __next__(self) -> torch.Tensor:
         if not self.clock.marks:
             self.clock.mark()
-        return self.reader.take(self.batch_size)
+        return self.reader.take(self.batch_size).to(self.device)
 
 
 def main() -> None:
-    args = common.build_parser(__doc__.splitlines()[0]).parse_args()
+    parser = common.build_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sparse-activations", action="store_true",
+                        help="SAELens' sparse (COO) TopK activations for the decoder")
+    args = parser.parse_args()
     stdout = common.claim_stdout()
     common.seed_and_threads(args.seed, args.threads)
 
@@ -70,9 +75,11 @@ def main() -> None:
 
     B, S = args.batch_size, args.steps
     reader = common.RowReader(args.train, max_rows=S * B)
-    clock = common.StepClock()
+    clock = common.StepClock(args.device)
 
-    sae_cfg = TopKTrainingSAEConfig(d_in=reader.dim, d_sae=args.num_latents, k=args.k, device="cpu")
+    sae_cfg = TopKTrainingSAEConfig(d_in=reader.dim, d_sae=args.num_latents, k=args.k,
+                                    device=args.device,
+                                    use_sparse_activations=args.sparse_activations)
     torch.manual_seed(args.seed)  # SAE init (kaiming_uniform) draws from here
     sae = TopKTrainingSAE(sae_cfg)
 
@@ -81,7 +88,7 @@ def main() -> None:
         total_training_samples=S * B,
         train_batch_size_samples=B,
         lr_end=base_lr / 10,  # what LanguageModelSAERunnerConfig would set
-        device="cpu",
+        device=args.device,
     )
     assert not trainer_cfg.logger.log_to_wandb
     assert trainer_cfg.n_checkpoints == 0 and not trainer_cfg.save_final_checkpoint
@@ -89,7 +96,7 @@ def main() -> None:
     trainer: SAETrainer[Any, Any] = SAETrainer(
         cfg=trainer_cfg,
         sae=sae,
-        data_provider=ActivationIterator(reader, B, clock),
+        data_provider=ActivationIterator(reader, B, clock, args.device),
         evaluator=None,
     )
 
@@ -114,6 +121,7 @@ def main() -> None:
     sae = trainer.fit()
     fit_s = time.perf_counter() - t0
     peak_rss = common.peak_rss_mb()
+    device_info = common.device_record(args.device)  # before the FVU pass
 
     if reader.cursor != S * B:
         raise RuntimeError(f"SAELens consumed {reader.cursor} rows, not {S * B}")
@@ -123,7 +131,7 @@ def main() -> None:
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
         return sae(x)
 
-    fvu = common.eval_fvu(reconstruct, args.eval, args.eval_chunk)
+    fvu = common.eval_fvu(reconstruct, args.eval, args.eval_chunk, args.device)
 
     config = {
         "library": "sae_lens",
@@ -143,11 +151,12 @@ def main() -> None:
         "dead_feature_window": trainer_cfg.dead_feature_window,
         "aux_loss_coefficient": sae.cfg.aux_loss_coefficient,
         "rescale_acts_by_decoder_norm": sae.cfg.rescale_acts_by_decoder_norm,
-        "use_sparse_activations": sae.cfg.use_sparse_activations,
+        "use_sparse_activations": sae.cfg.use_sparse_activations,  # --sparse-activations
         "apply_b_dec_to_input": sae.cfg.apply_b_dec_to_input,
         "decoder_init_norm": sae.cfg.decoder_init_norm,
         "normalize_activations": sae.cfg.normalize_activations,
         "param_dtype": sae.cfg.dtype,
+        **device_info,
         "seed": args.seed,
         "threads": args.threads,
     }

@@ -54,17 +54,19 @@ class ActivationReplay(nn.Module):
     be the activations, shaped [batch, ctx, d] like a transformer block's.
     """
 
-    def __init__(self, reader: common.RowReader) -> None:
+    def __init__(self, reader: common.RowReader, device: torch.device) -> None:
         super().__init__()
         self.reader = reader
+        self.device = device
 
     def forward(self, input_ids: torch.Tensor, probe: bool = False) -> torch.Tensor:
         if probe:
             # sparsify calls the model once on ``dummy_inputs`` to discover the
             # hooked module's width; that call must not consume training rows.
-            return torch.zeros(*input_ids.shape, self.reader.dim)
+            return torch.zeros(*input_ids.shape, self.reader.dim, device=self.device)
         n = input_ids.numel()
-        return self.reader.take(n).view(*input_ids.shape, self.reader.dim)
+        rows = self.reader.take(n).to(self.device, non_blocking=True)
+        return rows.view(*input_ids.shape, self.reader.dim)
 
 
 class ReplayModel(nn.Module):
@@ -75,9 +77,10 @@ class ReplayModel(nn.Module):
     forward call, so those are all we provide.
     """
 
-    def __init__(self, reader: common.RowReader) -> None:
+    def __init__(self, reader: common.RowReader, device: torch.device) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([ActivationReplay(reader)])
+        self.layers = nn.ModuleList([ActivationReplay(reader, device)])
+        self._device = device
 
     @property
     def base_model(self) -> nn.Module:
@@ -85,7 +88,7 @@ class ReplayModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu")
+        return self._device
 
     @property
     def dummy_inputs(self) -> dict[str, Any]:
@@ -138,9 +141,10 @@ def main() -> None:
     seqs_per_batch = B // ctx
 
     reader = common.RowReader(args.train, max_rows=S * B)
-    model = ReplayModel(reader)
+    device = torch.device(args.device)
+    model = ReplayModel(reader, device)
     dataset = DummyTokens(S * seqs_per_batch, ctx)
-    clock = common.StepClock()
+    clock = common.StepClock(device)
 
     # fit() has no per-step callback; its loop body is inline. It creates a
     # tqdm bar just before the loop and calls ``pbar.update()`` as the last
@@ -179,6 +183,7 @@ def main() -> None:
         trainer.fit()  # ends with a checkpoint save into save_dir
         fit_s = time.perf_counter() - t0
         peak_rss = common.peak_rss_mb()
+        device_info = common.device_record(device)  # before the FVU passes
 
     if reader.cursor != S * B:
         raise RuntimeError(f"sparsify consumed {reader.cursor} rows, not {S * B}")
@@ -191,9 +196,9 @@ def main() -> None:
         return sae.decode(top_acts, top_indices)
 
     # fit() leaves the parameters in ScheduleFree train mode ("y").
-    fvu_y = common.eval_fvu(reconstruct, args.eval, args.eval_chunk)
+    fvu_y = common.eval_fvu(reconstruct, args.eval, args.eval_chunk, device)
     optimizer.eval()  # -> averaged "x" weights, what sparsify saves
-    fvu_x = common.eval_fvu(reconstruct, args.eval, args.eval_chunk)
+    fvu_x = common.eval_fvu(reconstruct, args.eval, args.eval_chunk, device)
 
     group = optimizer.param_groups[0]
     config = {
@@ -219,7 +224,8 @@ def main() -> None:
         "activation": cfg.sae.activation,
         "micro_acc_steps": cfg.micro_acc_steps,
         "grad_acc_steps": cfg.grad_acc_steps,
-        "decoder_impl": _decoder_impl_name(),
+        "decoder_impl": _decoder_impl_name(),  # the Triton kernel on a GPU
+        **device_info,
         "param_dtype": str(sae.dtype),
         "fvu_weights": "schedulefree x (optimizer.eval(), as saved)",
         "seed": args.seed,
