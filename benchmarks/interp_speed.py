@@ -85,8 +85,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=8, help="train windows per latent")
     parser.add_argument("--test", type=int, default=4,
                         help="test (and as many non-activating) windows per latent")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); on a machine shared with "
+                             "other jobs 1 was 5x faster than 2 here")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)  # the benchmark's own process; the library never seeds globally
     cache, sae_dir = cache_and_sae(args.tokens)
     sae = load_sae(sae_dir)
@@ -116,7 +121,8 @@ def main() -> None:
     llm_score_s = first["timing"]["scoring " + first["interpreters"][0]]
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+                    "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_at_end": os.getloadavg()},
         "setup": {"tokens": len(source), "num_latents": N, "k": K, "d_in": D,
                   "granularities": GRANULARITIES, "window": cfg.records.window,
                   "train_examples": cfg.sampling.train_examples,
