@@ -10,7 +10,8 @@ size and at each G in both modes. Measured:
   tasks, one LM pass over their texts, the residual probes) and the cost per SAE, each alone
   and together (`evaluate_probing_and_erasure`, what `psae run` calls), with 1 and with
   `--saes` SAEs (per SAE = the difference / the extra SAEs);
-* the absorption evaluations (LM token task and synthetic hierarchy) when they are present;
+* the absorption evaluations: LM first-letter and word-start tasks at the same size, and
+  the ground-truth hierarchy (toy_tree preset, d=64) with N=128, k=4 SAEs;
 * pooling cost and peak RSS at three (tokens, latents) sizes in fresh processes: time grows
   with tokens and with latents, while memory stays far below a tokens × latents matrix.
 
@@ -35,12 +36,12 @@ HERE = Path(__file__).resolve().parent
 N, D, K = 2048, 256, 32
 
 
-def random_saes(count: int, n: int = N, seed: int = 0) -> dict:
+def random_saes(count: int, n: int = N, seed: int = 0, d: int = D, k: int = K) -> dict:
     from progressive_sae.sae import SAEConfig, TopKSAE
 
     saes = {}
     for i in range(count):
-        sae = TopKSAE(SAEConfig(d_in=D, num_latents=n, k=K))
+        sae = TopKSAE(SAEConfig(d_in=d, num_latents=n, k=k))
         sae.reset_parameters(torch.Generator().manual_seed(seed + i))
         saes[f"sae{i}"] = sae
     return saes
@@ -110,25 +111,35 @@ def probing_and_erasure(lm, count: int, gs: list[int]) -> dict:
 
 
 def absorption(lm, count: int, gs: list[int]) -> dict:
-    """The other helper's evaluations, timed the same way, when importable."""
+    """The absorption evaluations (evals/absorption, evals/hierarchy), timed the same way."""
     out: dict = {}
     try:
         from progressive_sae.evals.absorption.lm_tasks import evaluate_lm_absorption
+        from progressive_sae.evals.hierarchy.config import synthetic_hierarchy
+        from progressive_sae.evals.hierarchy.evaluate import evaluate_hierarchy
     except ImportError as e:
         return {"skipped": f"absorption evaluations not importable ({e})"}
-    for task in ("word-start",):
+    runs = {f"lm_{task}": (lambda saes, task=task: evaluate_lm_absorption(
+        saes, lm, "layers.2", task, gs)) for task in ("first-letter", "word-start")}
+    source = synthetic_hierarchy("toy_tree")
+    small = {"N": 128, "k": 4, "d": source.d_in, "granularities": [32, 64]}
+    runs["hierarchy_toy_tree"] = lambda saes: evaluate_hierarchy(saes, source, [32, 64])
+    for name, run in runs.items():
+        hier = name.startswith("hierarchy")
+        make = (lambda c: random_saes(c, 128, d=source.d_in, k=4)) if hier else (
+            lambda c: random_saes(c))
         try:
-            _, t1 = timed(evaluate_lm_absorption, random_saes(1), lm, "layers.2", task, gs,
-                          label=f"{task}_1")
-            _, tn = timed(evaluate_lm_absorption, random_saes(count), lm, "layers.2", task, gs,
-                          label=f"{task}_n")
-        except Exception as e:  # their API may still change: report, do not fail the bench
-            out[task] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+            _, t1 = timed(run, make(1), label=f"{name}_1")
+            _, tn = timed(run, make(count), label=f"{name}_n")
+        except Exception as e:  # report, do not fail the benchmark
+            out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
             continue
         per = (tn - t1) / max(1, count - 1)
-        cpu = (CPU[f"{task}_n"] - CPU[f"{task}_1"]) / max(1, count - 1)
-        out[task] = {"seconds_per_sae": per, "fixed_seconds": t1 - per,
-                     "cpu_seconds_per_sae": cpu, "cpu_fixed_seconds": CPU[f"{task}_1"] - cpu}
+        cpu = (CPU[f"{name}_n"] - CPU[f"{name}_1"]) / max(1, count - 1)
+        out[name] = {"seconds_per_sae": per, "fixed_seconds": t1 - per,
+                     "cpu_seconds_per_sae": cpu, "cpu_fixed_seconds": CPU[f"{name}_1"] - cpu}
+        if hier:
+            out[name]["setting"] = small
     return out
 
 
@@ -210,7 +221,12 @@ def main() -> None:
           + ", ".join(f"{k} {v:.2f}" for k, v in cpu["per_sae"].items())
           + f"; 9 SAEs (the demo) projected {cpu['projected_9_saes']:.1f} CPU s")
     for task, row in result["absorption"].items():
-        print(f"absorption {task}: {row}")
+        if "seconds_per_sae" in row:
+            print(f"absorption {task}: {row['seconds_per_sae']:.2f} s per SAE "
+                  f"({row['cpu_seconds_per_sae']:.2f} CPU s), {row['fixed_seconds']:.2f} s fixed "
+                  f"({row['cpu_fixed_seconds']:.2f} CPU s)")
+        else:
+            print(f"absorption {task}: {row}")
     for row in result["pooling_scaling"]:
         print(f"pooling {row['tokens']} tokens × N={row['latents']}: {row['seconds']:.2f} s "
               f"({row['cpu_seconds']:.2f} CPU s), "
