@@ -77,6 +77,10 @@ def test_interpret_scores_every_sae_bucket_and_the_random_control(cache, tmp_pat
     again = interpret(saes, path, client, cfg, out=tmp_path / "run")
     assert client.calls == calls  # every latent was already scored: no LLM call
     assert again.summary == result.summary and again.plots == result.plots
+    # Other sampling settings: the old lines are not reused.
+    more = small_config(methods=["simulation", "fuzzing"], seed=3)
+    interpret(saes, path, client, more, out=tmp_path / "run")
+    assert client.calls > calls
 
 
 def test_interpret_with_the_baseline_alone(cache, tmp_path):

@@ -115,6 +115,12 @@ def test_an_interrupted_collection_resumes_to_the_same_records(tmp_path):
         assert torch.equal(tensor, resumed.tensors[name]), name
         assert torch.equal(tensor, loaded.tensors[name]), name
     assert loaded.info() == LatentRecords.load(tmp_path / "whole").info()
+    # A finished folder is reused for the same SAE and settings, redone for another SAE.
+    assert collect_records(sae, Interrupting(cache, 0), cfg, out=tmp_path / "cut").info() == (
+        loaded.info())
+    other = collect_records(token_sae(seed=9), cache, cfg, out=tmp_path / "cut")
+    assert other.meta["fingerprint"] != loaded.meta["fingerprint"]
+    assert LatentRecords.load(tmp_path / "cut").meta["fingerprint"] == other.meta["fingerprint"]
 
 
 def test_bad_sources_are_one_line_errors(tmp_path):

@@ -256,7 +256,8 @@ def collect_records(
     `source`: a `CachedActivations` folder or object holding token ids (it is read with
     shuffle_buffer=0). With `out`, the records are saved there atomically and a checkpoint
     of the running state is kept beside it (`.<name>.partial`) until they are: an
-    interrupted call, run again, continues from it; a finished `out` is loaded, not redone.
+    interrupted call, run again, continues from it; a finished `out` of the same SAE, source
+    and settings (a fingerprint in its meta) is loaded, not redone.
     """
     cfg = cfg.records if isinstance(cfg, InterpConfig) else (cfg or RecordsConfig())
     if isinstance(source, (str, Path)):
@@ -270,14 +271,17 @@ def collect_records(
     if g > sae.num_latents:
         raise PSAEError(f"records.granularity={g}: expected ≤ num_latents={sae.num_latents}")
     granularity = None if g == sae.num_latents else g
-    meta = {**source_meta(source), "sae": dict(sae.cfg.metadata), "config": asdict(cfg)}
+    fingerprint = _fingerprint(sae, source, cfg)
+    meta = {**source_meta(source), "sae": dict(sae.cfg.metadata), "config": asdict(cfg),
+            "fingerprint": fingerprint}
     out = Path(out) if out is not None else None
     if out is not None and (out / "records.json").is_file():
-        return LatentRecords.load(out)
+        done = LatentRecords.load(out)
+        if done.meta.get("fingerprint") == fingerprint:
+            return done  # else: another SAE, source or config — collected again
 
     state = _State(g, cfg)
     end = len(source) if cfg.max_tokens is None else min(len(source), cfg.max_tokens)
-    fingerprint = _fingerprint(sae, source, cfg)
     partial = out.with_name(f".{out.name}.partial") if out is not None else None
     if partial is not None and (partial / "state.json").is_file():
         if not state.restore(partial, fingerprint):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from progressive_sae.atomic import write_json_atomic
+from progressive_sae.atomic import write_bytes_atomic, write_json_atomic
 from progressive_sae.data.cache import CachedActivations, check_sae_fits
 from progressive_sae.errors import PSAEError
 from progressive_sae.interp.baseline import LABEL as BASELINE
@@ -127,8 +128,10 @@ def interpret(
                       "records": str(out / "records" / name),
                       "live_latents": int(records.live().size)}
         drawn = [sample(records, band, cfg.sampling, cfg.seed) for band in bands]
+        settings = json.dumps([records.meta.get("fingerprint"), asdict(cfg.sampling),
+                               cfg.methods, cfg.seed, cfg.explanation_tokens, boundaries])
         for interpreter in interpreters:
-            rows += _score_sae(name, drawn, interpreter, cfg, out, timing)
+            rows += _score_sae(name, drawn, interpreter, cfg, out, timing, settings)
     summary = summarise(rows, cfg.methods, cfg.seed)
     result = InterpResult(
         out=str(out), saes=info, interpreters=[i.label for i in interpreters],
@@ -140,9 +143,16 @@ def interpret(
 
 
 def _score_sae(name: str, drawn: list, interpreter: Interpreter, cfg: InterpConfig,
-               out: Path, timing: dict[str, float]) -> list:
+               out: Path, timing: dict[str, float], settings: str) -> list:
+    """Scores of one SAE by one interpreter, resumed from its file when that was written
+    for the same records and settings (else started over)."""
     path = scores_path(out, name, interpreter.label)
-    done = {(r.bucket, r.latent): r for r in read_scores(path)}
+    key_file = path.with_suffix(".settings.json")
+    same = key_file.is_file() and key_file.read_text() == settings
+    done = {(r.bucket, r.latent): r for r in read_scores(path)} if same else {}
+    if not same:  # stale lines must be gone before the new settings are recorded
+        path.unlink(missing_ok=True)
+        write_bytes_atomic(key_file, settings.encode())
     key = f"scoring {interpreter.label}"
     timing.setdefault(key, 0.0)
     timing.setdefault(f"latents {interpreter.label}", 0.0)
