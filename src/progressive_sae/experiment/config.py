@@ -19,7 +19,9 @@ from progressive_sae.sae.base import GRANULARITY_MODES
 from progressive_sae.train.config import TrainConfig
 
 EXPERIMENT_KEYS = ("out", "lm", "text", "extract", "data", "eval_data", "train", "grid", "eval",
-                   "external")
+                   "external", "interp", "evals")
+MAIN_SERIES = ["TopK permuted by E[z²]", "Matryoshka"]
+"""The SAEs the interpretability and seed-002 stages compare by default (series labels)."""
 
 
 @dataclass
@@ -134,6 +136,36 @@ class ExternalSAE:
 
 
 @dataclass
+class InterpSection:
+    """`interp:` — automated interpretability of the run's SAEs (SPEC §4.6)."""
+
+    saes: list[str] = field(default_factory=lambda: list(MAIN_SERIES))
+    """Series labels of the SAEs interpreted (a random control of the same shape is added)."""
+    settings: Any = None
+    """The InterpConfig: every other key of the section (records, sampling, llm, …)."""
+
+
+@dataclass
+class EvalsSection:
+    """`evals:` — seed 002's evaluations of the run's SAEs, per granularity (SPEC §4.7)."""
+
+    saes: list[str] = field(default_factory=lambda: list(MAIN_SERIES))
+    """Series labels of the SAEs evaluated (with BatchTopK runs these are BatchTopK ones)."""
+    granularities: list[int] | None = None
+    """First-G views scored besides the full dictionary; None = the Matryoshka sizes < N."""
+    absorption: dict[str, Any] | None = field(default_factory=dict)
+    """Absorption on labelled LM tokens: `task` (word-start, capitalised, doctest or
+    first-letter), `rows_per_class`, AbsorptionConfig fields; null = skipped."""
+    probing: dict[str, Any] | None = field(default_factory=dict)
+    """ProbingConfig fields for sparse probing; null = skipped."""
+    erasure: dict[str, Any] | None = field(default_factory=dict)
+    """ErasureConfig fields for SCR/TPP; null = skipped (needs probing's ctx)."""
+    hierarchy: dict[str, Any] | None = field(default_factory=dict)
+    """Ground-truth absorption: TopK and Matryoshka trained on a synthetic tree; null =
+    skipped."""
+
+
+@dataclass
 class ExperimentConfig:
     """A whole `psae run`, as read from its YAML."""
 
@@ -159,6 +191,10 @@ class ExperimentConfig:
     """External SAEs scored alongside."""
     base: Path = Path(".")
     """Folder of the YAML file (relative data paths are read from there)."""
+    interp: InterpSection | None = None
+    """Automated interpretability stage; None = not run."""
+    evals: EvalsSection | None = None
+    """Seed 002's evaluations; None = not run."""
 
     @property
     def uses_lm(self) -> bool:
@@ -220,5 +256,38 @@ def load_experiment(path: str | Path, out: str | Path | None = None) -> Experime
         lm=dict(raw.get("lm") or {}), text=raw.get("text"), extract=dict(raw.get("extract") or {}),
         data=raw.get("data"), eval_data=raw.get("eval_data"),
         external=[from_mapping(ExternalSAE, e, "external") for e in externals],
-        base=path.parent,
+        base=path.parent, interp=_interp_section(raw), evals=_evals_section(raw),
     )
+
+
+def _interp_section(raw: dict[str, Any]) -> InterpSection | None:
+    if raw.get("interp") in (None, False):
+        return None
+    from progressive_sae.interp.config import InterpConfig
+
+    data = dict(raw["interp"]) if isinstance(raw["interp"], dict) else raw["interp"]
+    if not isinstance(data, dict):
+        raise PSAEError(f"'interp' must be a mapping of settings, got {data!r}")
+    saes = data.pop("saes", list(MAIN_SERIES))
+    return InterpSection(_labels(saes, "interp.saes"), InterpConfig.from_dict(data, "interp"))
+
+
+def _evals_section(raw: dict[str, Any]) -> EvalsSection | None:
+    if raw.get("evals") in (None, False):
+        return None
+    section = from_mapping(EvalsSection, raw["evals"], "evals")
+    section.saes = _labels(section.saes, "evals.saes")
+    for name in ("absorption", "probing", "erasure", "hierarchy"):
+        value = getattr(section, name)
+        if value is False:
+            setattr(section, name, None)
+        elif value is not None and not isinstance(value, dict):
+            raise PSAEError(f"evals.{name} must be a mapping of settings or null, got {value!r}")
+    return section
+
+
+def _labels(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise PSAEError(f"{where}={value!r}: expected a non-empty list of series labels such as "
+                        f"{MAIN_SERIES}")
+    return value

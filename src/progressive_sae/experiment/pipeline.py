@@ -65,6 +65,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
     jobs = frontier_jobs(cfg, catalogue)
     points = _score(jobs, catalogue, prepared, log, cfg.eval.mode, progress)
     analyses = run_analyses(cfg, catalogue, points, cfg.out / "plots")
+    stages = _stages(cfg, catalogue, prepared, analyses.plots, progress)
     results = {
         "config": {"grid": asdict(cfg.grid), "eval": asdict(cfg.eval),
                    "train": cfg.train.to_dict(), "text": cfg.text, "lm": cfg.lm,
@@ -75,12 +76,30 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
         "baseline_ce": _baseline(prepared),
         "points": [p.to_dict() for p in points],
         **analyses.to_dict(),
+        **stages,
     }
     results_path = cfg.out / "results.json"
     write_json_atomic(results_path, results)
     html, md = write_report(cfg.out, results)
     return ExperimentResult(cfg.out, results_path, html, md, analyses.plots,
                             time.perf_counter() - started)
+
+
+def _stages(cfg: ExperimentConfig, cat: Catalogue, prepared, plots: list[Path],
+            progress: bool) -> dict:
+    """The optional interpretability and seed-002 stages; their plots join `plots`."""
+    found = {}
+    if cfg.interp is not None:
+        from progressive_sae.experiment.interp_stage import run_interp
+
+        found["interp"], written = run_interp(cfg, cat, prepared, cfg.out / "plots", progress)
+        plots += written
+    if cfg.evals is not None:
+        from progressive_sae.experiment.evals_stage import run_evals
+
+        found["evals"], written = run_evals(cfg, cat, prepared, cfg.out / "plots", progress)
+        plots += written
+    return found
 
 
 def _baseline(prepared) -> dict | None:
@@ -105,11 +124,12 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
     external = []
     for ext in cfg.external:
         from progressive_sae.formats import import_sae
+        from progressive_sae.formats.hub import is_hub_path
 
         if ext.name in saes:
             raise PSAEError(f"external SAE name {ext.name!r} is already a run name: rename it")
-        path = Path(ext.path)
-        if not path.is_absolute() and not path.exists():
+        path: str | Path = ext.path
+        if not is_hub_path(ext.path) and not Path(path).is_absolute() and not Path(path).exists():
             path = cfg.base / path
         sae = import_sae(path, ext.format, device=cfg.train.device)
         if sae.d_in != prepared.evalset.activations.d_in:

@@ -100,6 +100,12 @@ class Prepared:
     """Held-out rows (and LM windows) that are scored."""
     fingerprint: str
     """Identifies the scoring data; cached points are reused only for the same one."""
+    lm: Any = None
+    """The language model (LM pipelines only), for the interpretability and seed-002 stages."""
+    hook: str | None = None
+    """Hook point the activations were read at (LM pipelines only)."""
+    heldout_cache: Path | None = None
+    """The held-out activation cache in text order, with token ids (LM pipelines only)."""
 
 
 def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
@@ -109,9 +115,10 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
     if not cfg.uses_lm:
         train = data_source(cfg.data, cfg.base)
         heldout = data_source(cfg.eval_data, cfg.base)
-        lm = input_ids = hook = None
+        lm = evalset_lm = input_ids = hook = None
     else:
         train, heldout, lm, input_ids, hook = _lm_data(cfg, progress)
+        evalset_lm = lm if input_ids is not None else None
     if not isinstance(heldout, ActivationSource) or len(heldout) <= cfg.eval.rank_rows:
         rows = len(heldout) if isinstance(heldout, ActivationSource) else "?"
         raise PSAEError(f"the held-out set has {rows} rows: expected more than "
@@ -121,11 +128,12 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
                         f"{train.d_in}: expected the same hook point")
     rank = RowRange(heldout, 0, cfg.eval.rank_rows)
     scored = RowRange(heldout, cfg.eval.rank_rows, len(heldout))
-    evalset = EvalSet(scored, cfg.eval.rsa_rows, lm, input_ids, hook,
+    evalset = EvalSet(scored, cfg.eval.rsa_rows, evalset_lm, input_ids, hook,
                       batch_size=cfg.eval.batch_size, windows_per_pass=cfg.eval.windows_per_pass)
     fingerprint = json.dumps([len(heldout), cfg.eval.rank_rows, cfg.eval.rsa_rows,
                               None if input_ids is None else list(input_ids.shape)])
-    return Prepared(train, rank, evalset, fingerprint)
+    return Prepared(train, rank, evalset, fingerprint, lm, hook,
+                    cfg.out / "acts" / "heldout" if lm is not None else None)
 
 
 def _lm_data(cfg: ExperimentConfig, progress: bool):
@@ -154,7 +162,7 @@ def _lm_data(cfg: ExperimentConfig, progress: bool):
     if cfg.eval.lm_windows:
         windows = take_windows(heldout_text, lm.tokenizer, cfg.eval.lm_windows)
         input_ids = torch.as_tensor(windows, dtype=torch.long)
-    return train, heldout, (lm if input_ids is not None else None), input_ids, hook
+    return train, heldout, lm, input_ids, hook
 
 
 def train_or_reuse(
@@ -187,6 +195,7 @@ def permuted(
         return load_sae(folder, device=sae.W_dec.device)
     result = sae.permute(ranking(stats, by))
     result.cfg.metadata["permuted_by"] = by
+    result.cfg.metadata["permuted_rows"] = stats.rows
     save_sae(result, folder, overwrite=True)
     return result
 

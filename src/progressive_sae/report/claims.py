@@ -217,4 +217,7 @@ CLAIM_GROUPS: tuple[Callable[[dict], list[Claim]], ...] = (
 
 
 def evaluate_claims(results: dict[str, Any]) -> list[Claim]:
-    return [claim for group in CLAIM_GROUPS for claim in group(results)]
+    from progressive_sae.report.stage_claims import interp_claims, seed002_claims
+
+    groups = (*CLAIM_GROUPS, interp_claims, seed002_claims)
+    return [claim for group in groups for claim in group(results)]

@@ -29,6 +29,13 @@ PLOT_CAPTIONS = {
     "decoder_similarity_topk": "Decoder cosine similarity of the TopK SAE.",
     "feature_splitting": "Feature splitting: large-SAE latents per small-SAE latent.",
     "activation_mass": "Cumulative activation mass over latent index.",
+    "absorption": "Feature absorption on LM tokens per SAE and granularity (lower is better).",
+    "sparse_probing": "Sparse probing: top-k latent probe accuracy per SAE and granularity.",
+    "concept_erasure": "Targeted concept erasure (SCR, TPP) against latents ablated.",
+    "hierarchy_absorption": "Ground-truth hierarchy: absorption gap per parent/child edge.",
+}
+PLOT_PREFIX_CAPTIONS = {
+    "interp_": "Interpretability (simulation/fuzzing/detection scores): ",
 }
 
 Block = tuple[str, Any]
@@ -77,7 +84,10 @@ def build_blocks(results: dict) -> list[Block]:
     blocks.append(("h2", "Plots"))
     for name in results["plots"]:
         stem = Path(name).stem
-        blocks.append(("img", (f"plots/{name}", PLOT_CAPTIONS.get(stem, stem))))
+        caption = PLOT_CAPTIONS.get(stem) or next(
+            (text + stem.removeprefix(prefix).replace("_", " ")
+             for prefix, text in PLOT_PREFIX_CAPTIONS.items() if stem.startswith(prefix)), stem)
+        blocks.append(("img", (f"plots/{name}", caption)))
     for metric, title in (("fvu", "FVU"), ("ce_ratio", "Recaptured LM loss"), ("rsa", "RSA")):
         table = _frontier_table(results, metric)
         if table:

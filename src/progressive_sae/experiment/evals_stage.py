@@ -1,0 +1,95 @@
+"""`psae run`'s seed-002 stage (SPEC §4.7): absorption, sparse probing and concept erasure of
+the chosen SAEs per granularity on the run's LM, and ground-truth absorption on a synthetic
+hierarchy that TopK and Matryoshka SAEs are trained on here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from progressive_sae.errors import PSAEError
+from progressive_sae.experiment.config import EvalsSection, ExperimentConfig
+from progressive_sae.experiment.config import from_mapping as build
+from progressive_sae.experiment.selection import pick_saes
+from progressive_sae.sae.base import SparseAutoencoder
+
+if TYPE_CHECKING:
+    from progressive_sae.experiment.pipeline import Catalogue
+    from progressive_sae.experiment.runner import Prepared
+
+
+def view_granularities(section: EvalsSection, saes: dict[str, SparseAutoencoder]) -> list[int]:
+    """The section's G values, else every Matryoshka size below the SAE's N."""
+    if section.granularities is not None:
+        return sorted(set(section.granularities))
+    return sorted({g for s in saes.values() for g in (s.cfg.granularities or [])
+                   if g < s.num_latents})
+
+
+def run_evals(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_dir: Path,
+              progress: bool) -> tuple[dict[str, Any], list[Path]]:
+    """Run every enabled evaluation; returns (results["evals"], plots written)."""
+    section = cfg.evals
+    assert section is not None
+    saes = pick_saes(cfg, cat, section.saes, "evals.saes")
+    gs = view_granularities(section, saes)
+    results: dict[str, Any] = {"saes": list(saes), "granularities": gs}
+    plots: list[Path] = []
+    lm_stages = [section.absorption, section.probing, section.erasure]
+    if any(stage is not None for stage in lm_stages) and prepared.lm is None:
+        raise PSAEError("evals: absorption, probing and erasure need a language-model run "
+                        "('text:'); set them to null for ready activations")
+    if section.absorption is not None:
+        results["absorption"], plot = _absorption(section.absorption, saes, gs, prepared,
+                                                  plots_dir)
+        plots.append(plot)
+    if section.probing is not None or section.erasure is not None:
+        found, written = _probing_and_erasure(section, saes, gs, prepared, plots_dir, progress)
+        results.update(found)
+        plots += written
+    if section.hierarchy is not None:
+        from progressive_sae.experiment.hierarchy_stage import run_hierarchy
+
+        results["hierarchy"], plot = run_hierarchy(section.hierarchy, cfg, plots_dir, progress)
+        plots.append(plot)
+    return results, plots
+
+
+def _absorption(settings: dict[str, Any], saes: dict[str, SparseAutoencoder], gs: list[int],
+                prepared: Prepared, plots_dir: Path) -> tuple[dict[str, Any], Path]:
+    from progressive_sae.evals.absorption import (
+        AbsorptionConfig,
+        evaluate_lm_absorption,
+        plot_absorption,
+    )
+
+    settings = dict(settings)
+    task = settings.pop("task", "word-start")
+    rows = settings.pop("rows_per_class", 256)
+    config = build(AbsorptionConfig, settings, "evals.absorption")
+    result = evaluate_lm_absorption(saes, prepared.lm, prepared.hook, task, gs, config=config,
+                                    rows_per_class=rows)
+    return result.to_dict(), plot_absorption(result, plots_dir / "absorption.png")
+
+
+def _probing_and_erasure(section: EvalsSection, saes: dict[str, SparseAutoencoder],
+                         gs: list[int], prepared: Prepared, plots_dir: Path,
+                         progress: bool) -> tuple[dict[str, Any], list[Path]]:
+    from progressive_sae.evals.erasure import ErasureConfig, evaluate_probing_and_erasure
+    from progressive_sae.evals.erasure.plot import plot_erasure
+    from progressive_sae.evals.probing import ProbingConfig
+    from progressive_sae.evals.probing.plot import plot_probing
+
+    probing = build(ProbingConfig, section.probing or {}, "evals.probing")
+    erasure = build(ErasureConfig, {"ctx": probing.ctx, **(section.erasure or {})},
+                    "evals.erasure")
+    probe_result, erase_result = evaluate_probing_and_erasure(
+        saes, prepared.lm, prepared.hook, gs, probing, erasure, progress=progress)
+    found, plots = {}, []
+    if section.probing is not None:
+        found["probing"] = probe_result.to_dict()
+        plots.append(plot_probing(probe_result, plots_dir / "sparse_probing.png"))
+    if section.erasure is not None:
+        found["erasure"] = erase_result.to_dict()
+        plots.append(plot_erasure(erase_result, plots_dir / "concept_erasure.png"))
+    return found, plots
