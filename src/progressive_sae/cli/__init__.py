@@ -13,7 +13,7 @@ from importlib import import_module
 from progressive_sae.errors import PSAEError
 
 COMMAND_MODULES = ("training", "sae_files", "experiment", "analysis", "browse", "interp", "probing",
-                   "absorption", "correlation")
+                   "absorption", "correlation", "distill")
 """Modules of `progressive_sae.cli`, in the order their commands appear in --help."""
 
 
