@@ -67,6 +67,10 @@ def test_latents_with_too_few_windows_are_reported_not_dropped(records, tmp_path
     short = collect_records(token_sae(), tmp_path / "short", RecordsConfig(window=8, reservoir=12))
     none, skipped = sample(short, Bucket(0, 24), strict)
     assert not none and len(skipped) == short.live().size > 0
+    strict.scorable_only = True  # then only latents that can be scored are drawn
+    examples, skipped = sample(records, Bucket(0, 24), strict)
+    assert examples and not skipped
+    assert sample(short, Bucket(0, 24), strict) == ([], [])
     for s in skipped:
         assert "need 12" in s.reason and s.to_dict()["latent"] == s.latent
     dead = set(range(24)) - set(records.live().tolist())

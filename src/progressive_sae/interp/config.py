@@ -88,6 +88,10 @@ class SamplingConfig:
     windows are scored beside them."""
     example_quantiles: int = 10
     """Activation rank-quantiles the train and test windows are drawn evenly from."""
+    scorable_only: bool = False
+    """Draw each quantile's latents only among those with enough windows to be scored
+    (quantiles are still formed over all live latents); for small runs, where a random
+    rare latent would often be skipped. The paper's protocol: False (skips reported)."""
 
     def __post_init__(self) -> None:
         _positive("sampling", quantiles=self.quantiles,

@@ -95,10 +95,22 @@ def select_latents(records: LatentRecords, bucket: Bucket, cfg: SamplingConfig,
     by_freq = live[np.lexsort((live, freq))]
     rng = np.random.default_rng([seed, bucket.lo, bucket.hi])
     chosen: list[tuple[int, int]] = []
+    scorable = set(scorable_latents(records, cfg).tolist()) if cfg.scorable_only else None
     for q, group in enumerate(np.array_split(by_freq, min(cfg.quantiles, live.size))):
+        if scorable is not None:
+            group = np.array([j for j in group if j in scorable], dtype=np.int64)
         take = min(cfg.latents_per_quantile, group.size)
         chosen += [(int(j), q) for j in rng.choice(group, size=take, replace=False)]
     return sorted(chosen)
+
+
+def scorable_latents(records: LatentRecords, cfg: SamplingConfig) -> np.ndarray:
+    """Latents with enough activating windows kept and enough non-activating pool windows."""
+    kept = (records.tensors["res_wid"] >= 0).sum(1).numpy()
+    pool = records.tensors["pool_wid"].numpy() >= 0
+    quiet = (~records.tensors["pool_active"].numpy() & pool[:, None]).sum(0)
+    return np.flatnonzero((kept >= cfg.train_examples + cfg.test_examples)
+                          & (quiet >= cfg.test_examples))
 
 
 def draw_examples(records: LatentRecords, latent: int, quantile: int, bucket: Bucket,
