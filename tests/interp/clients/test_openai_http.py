@@ -24,8 +24,9 @@ REQUESTS = [
 
 @pytest.fixture(scope="module")
 def direct(smollm2):
-    """What the model answers to REQUESTS without HTTP in between."""
-    return [a.text for a in smollm2.chat(REQUESTS)]
+    """What the model answers to REQUESTS without HTTP in between (one at a time, as the
+    server asks it)."""
+    return [smollm2.chat([r])[0].text for r in REQUESTS]
 
 
 class Sleeps:
