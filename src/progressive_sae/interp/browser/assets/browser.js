@@ -59,15 +59,15 @@
   ];
   for (const name of SCORES) {
     columns.push({key: "score:" + name, label: name, num: true, value: (i) => L.scores[name][i],
-                  show: (i) => fmt(L.scores[name][i]), w: "78px"});
+                  show: (i) => fmt(L.scores[name][i]), w: "86px"});
   }
   if (HAS_EXPL) {
     columns.push({key: "explanation", label: "explanation", num: false,
-                  value: (i) => L.explanation[i], show: (i) => L.explanation[i] || "", w: "minmax(120px, 2fr)"});
+                  value: (i) => L.explanation[i], show: (i) => L.explanation[i] || "", w: "minmax(90px, 2fr)"});
   }
   columns.push({key: "top_tokens", label: "top tokens", num: false,
                 value: (i) => L.top_tokens[i].map(tok).join(" "),
-                show: (i) => L.top_tokens[i].map((t) => chipText(tok(t))).join(" "), w: "minmax(90px, 1fr)"});
+                show: (i) => L.top_tokens[i].map((t) => chipText(tok(t))).join(" "), w: "minmax(80px, 1fr)"});
   document.documentElement.style.setProperty("--cols", columns.map((c) => c.w).join(" "));
 
   const haystack = new Array(N);
