@@ -45,3 +45,36 @@ def test_the_report_has_the_claims_table_and_the_plots_in_both_formats():
     assert "![" in md and "(plots/frontier_fvu.png)" in md
     assert "<img src='plots/frontier_fvu.png'" in html
     assert "E[z²]" in html and "<script" not in html
+
+
+def test_matryoshka_claim_states_its_own_sizes_in_both_modes():
+    gs = [16, 32, 64]
+    points = [point("Matryoshka", g, 0.1) for g in gs] + [
+        point("TopK permuted by E[z²]", g, 0.2) for g in gs]
+    points += [point("prefix: Matryoshka", 16, 0.3), point("prefix: TopK permuted by E[z²]",
+                                                           16, 0.25)]
+    data = results(points)
+    data["saes"] = {"Matryoshka": {"granularities": [16, 64]}}
+    found = by_claim(evaluate_claims(data), "Matryoshka has lower FVU").found
+    assert "relative mode 1/1 (G=16: 0.1 vs 0.2)" in found
+    assert "prefix mode 0/1 (G=16: 0.3 vs 0.25)" in found
+
+
+def _pair(x, y, spearman):
+    return {"x": x, "y": y, "n": 20, "pearson": spearman, "pearson_p": 0.01,
+            "spearman": spearman, "spearman_p": 0.01}
+
+
+def test_metric_correlation_claims():
+    data = results([])
+    data["metric_correlation"] = {"pairs": [_pair("fvu", "ce_ratio", -0.9),
+                                            _pair("fvu", "rsa", -0.95),
+                                            _pair("ce_ratio", "rsa", 0.92)]}
+    claims = evaluate_claims(data)
+    assert by_claim(claims, "FVU and the recaptured LM loss").verdict == "holds"
+    assert by_claim(claims, "RSA sits between").verdict == "holds"
+    data["metric_correlation"]["pairs"][0] = _pair("fvu", "ce_ratio", -0.5)
+    data["metric_correlation"]["pairs"][2] = _pair("ce_ratio", "rsa", 0.4)
+    claims = evaluate_claims(data)
+    assert by_claim(claims, "FVU and the recaptured LM loss").verdict == "does not hold"
+    assert by_claim(claims, "RSA sits between").verdict == "does not hold"

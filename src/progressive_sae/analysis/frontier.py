@@ -30,6 +30,11 @@ METRICS = {
 """Metrics a frontier can plot, with their axis labels."""
 
 
+SIDE_SERIES = ("sparsity:", "scaling:", "prefix:", "relative:")
+"""Prefixes of series that are not lines of the progressive frontier: sparsity-frontier and
+scaling-law points, and points scored in the run's other granularity mode."""
+
+
 @dataclass
 class FrontierPoint:
     """One SAE scored at one granularity."""

@@ -14,7 +14,17 @@ from progressive_sae.analysis.activation_mass import (
     activation_mass_curve,
     plot_activation_mass,
 )
-from progressive_sae.analysis.frontier import FrontierPoint, plot_frontier, scaling_points
+from progressive_sae.analysis.correlation import (
+    CorrelationResult,
+    metric_correlations,
+    plot_metric_correlations,
+)
+from progressive_sae.analysis.frontier import (
+    SIDE_SERIES,
+    FrontierPoint,
+    plot_frontier,
+    scaling_points,
+)
 from progressive_sae.analysis.power_law import (
     DictionaryPowerLaw,
     dictionary_power_law,
@@ -57,6 +67,8 @@ class Analyses:
     activation_mass: dict[str, ActivationMassCurve] = field(default_factory=dict)
     block_similarity: dict[str, float] = field(default_factory=dict)
     """Mean |cos| of decoder rows within a Matryoshka block over that across blocks."""
+    correlation: CorrelationResult | None = None
+    """FVU, recaptured loss and RSA correlated over every scored point."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +80,7 @@ class Analyses:
                                   **self.splitting.to_dict()} if self.splitting else None,
             "activation_mass": {name: c.to_dict() for name, c in self.activation_mass.items()},
             "block_similarity": self.block_similarity,
+            "metric_correlation": self.correlation.to_dict() if self.correlation else None,
         }
 
 
@@ -75,7 +88,7 @@ def run_analyses(cfg: ExperimentConfig, cat: Catalogue, points: Sequence[Frontie
                  plots_dir: Path) -> Analyses:
     result = Analyses()
     n, k = cfg.grid.num_latents, cfg.grid.k
-    progressive = [p for p in points if not p.series.startswith(("sparsity:", "scaling:"))]
+    progressive = [p for p in points if not p.series.startswith(SIDE_SERIES)]
     styles = {BASELINE_SERIES: BASELINE_STYLE}
     metrics = [("fvu", "FVU"), ("ce_ratio", "recaptured LM loss"), ("rsa", "RSA")]
     for metric, title in metrics:
@@ -96,6 +109,10 @@ def run_analyses(cfg: ExperimentConfig, cat: Catalogue, points: Sequence[Frontie
                 sparsity, "ce_ratio", plots_dir / "sparsity_frontier_ce_ratio.png", x="l0",
                 title=f"Sparsity frontier: recaptured LM loss (N={n})"))
 
+    result.correlation = metric_correlations(points)
+    if any(p.n >= 3 for p in result.correlation.pairs):
+        result.plots.append(plot_metric_correlations(result.correlation,
+                                                     plots_dir / "metric_correlation.png"))
     _power_law(cfg, cat, result, plots_dir)
     _scaling_law(points, result, plots_dir)
     _splitting(cfg, cat, result, plots_dir)
@@ -123,7 +140,8 @@ def _scaling_law(points: Sequence[FrontierPoint], result: Analyses, plots_dir: P
     """Fit eq. 9 over every permuted-TopK (E[z²]) point: sizes, k values and granularities."""
     data = scaling_points(
         p for p in points
-        if p.sae.endswith("+mean_sq") and p.sae.split("-")[0] in ("topk", "batchtopk"))
+        if p.sae.endswith("+mean_sq") and p.sae.split("-")[0] in ("topk", "batchtopk")
+        and not p.series.startswith(("prefix:", "relative:")))
     try:
         result.scaling_law = fit_scaling_law(data)
     except PSAEError as err:

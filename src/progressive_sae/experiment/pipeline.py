@@ -64,6 +64,9 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
     catalogue = _build_catalogue(cfg, prepared, log, progress)
     jobs = frontier_jobs(cfg, catalogue)
     points = _score(jobs, catalogue, prepared, log, cfg.eval.mode, progress)
+    other = "prefix" if cfg.eval.mode == "relative" else "relative"
+    points += _score(other_mode_jobs(cfg, catalogue, other), catalogue, prepared, log, other,
+                     progress)
     analyses = run_analyses(cfg, catalogue, points, cfg.out / "plots")
     stages = _stages(cfg, catalogue, prepared, analyses.plots, progress)
     results = {
@@ -185,6 +188,19 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
         for by in grid.permute_by:
             along(f"{name} permuted by {RANKING_LABELS[by]}", f"{name}+{by}", gs)
     return jobs
+
+
+def other_mode_jobs(cfg: ExperimentConfig, cat: Catalogue, mode: str) -> list:
+    """Matryoshka and permuted TopK at the Matryoshka sizes, scored in `mode` too, so the
+    claims comparing them can say where the paper's result holds in either mode."""
+    main = {r.family: r.name for r in cat.runs.values()
+            if r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k}
+    if "Matryoshka" not in main or "TopK" not in main or "mean_sq" not in cfg.grid.permute_by:
+        return []
+    sizes = [g for g in cfg.grid.resolved_matryoshka() if g < cfg.grid.num_latents]
+    return [(f"{mode}: {series}", name, g) for series, name in (
+        ("Matryoshka", main["Matryoshka"]), (permuted_label("TopK", "mean_sq"),
+                                             f"{main['TopK']}+mean_sq")) for g in sizes]
 
 
 def _score(jobs, cat: Catalogue, prepared, log: EvaluationLog, mode: str,

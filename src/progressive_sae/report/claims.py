@@ -78,10 +78,13 @@ def frontier_claims(results: dict) -> list[Claim]:
     for metric, lower, what in (("fvu", True, "lower FVU"), ("ce_ratio", False,
                                 "higher recaptured LM loss (CE_clean/CE_spliced)"),
                                 ("rsa", False, "higher RSA")):
-        claims.append(_beats(
+        claim = _beats(
             results, "Matryoshka", TOPK_PERM, metric, lower, n,
             f"Matryoshka has {what} than permuted TopK at every G < N",
-            "§5: Matryoshka outperforms the permuted baseline at all granularities"))
+            "§5: Matryoshka outperforms the permuted baseline at all granularities")
+        if claim.verdict != "not tested":
+            claim.found += _at_matryoshka_sizes(results, metric, lower, n)
+        claims.append(claim)
     claims.append(_mean_below(
         results, "Matryoshka permuted by E[z²]", "Matryoshka", n,
         "Permuting a Matryoshka SAE improves its frontier further",
@@ -97,6 +100,26 @@ def frontier_claims(results: dict) -> list[Claim]:
     claims.append(_full_size(results, n))
     claims.extend(_truncation(results, n))
     return claims
+
+
+def _at_matryoshka_sizes(results: dict, metric: str, lower: bool, n: int) -> str:
+    """Where the comparison stands at Matryoshka's own sizes, in both granularity modes."""
+    names = {p["sae"] for p in results["points"] if p["series"] == "Matryoshka"}
+    saes = results.get("saes", {})
+    sizes = sorted({g for name in names for g in saes.get(name, {}).get("granularities") or []
+                    if g < n})
+    mode = results["config"].get("eval", {}).get("mode", "relative")
+    other = "prefix" if mode == "relative" else "relative"
+    parts = []
+    for label, prefix in ((f"{mode} mode", ""), (f"{other} mode", f"{other}: ")):
+        a = _series(results, prefix + "Matryoshka", metric)
+        b = _series(results, prefix + TOPK_PERM, metric)
+        shared = [g for g in sizes if g in a and g in b]
+        if shared:
+            wins = [g for g in shared if (a[g] < b[g] if lower else a[g] > b[g])]
+            parts.append(f"{label} {len(wins)}/{len(shared)} (" + ", ".join(
+                f"G={g}: {a[g]:.4g} vs {b[g]:.4g}" for g in shared) + ")")
+    return ("; at Matryoshka's own sizes, better in " + "; ".join(parts)) if parts else ""
 
 
 def _full_size(results: dict, n: int) -> Claim:
@@ -212,8 +235,34 @@ def other_claims(results: dict) -> list[Claim]:
     return claims
 
 
+def correlation_claims(results: dict) -> list[Claim]:
+    """Appendix: FVU and recaptured loss correlate, with discrepancies; RSA sits between."""
+    corr = results.get("metric_correlation")
+    paper = "appendix: FVU and CE_clean/CE_spliced correlate (with Braun et al.'s " \
+            "discrepancies); RSA sits between them"
+    claims = ["FVU and the recaptured LM loss are strongly correlated (|Spearman| ≥ 0.7)",
+              "RSA sits between FVU and the recaptured LM loss (correlates with each at least "
+              "as strongly as they do with each other)"]
+    pairs = {frozenset((p["x"], p["y"])): p for p in (corr or {}).get("pairs", [])}
+    fvu_ce = pairs.get(frozenset(("fvu", "ce_ratio")))
+    if not fvu_ce or fvu_ce["spearman"] is None:
+        why = "no points with both FVU and a recaptured LM loss (no LM windows scored?)"
+        return [_untested(c, paper, why) for c in claims]
+    found = "; ".join(f"{p['x']}–{p['y']}: Pearson {p['pearson']:.3f}, Spearman "
+                      f"{p['spearman']:.3f} (n={p['n']})" for p in pairs.values()
+                      if p["pearson"] is not None and p["spearman"] is not None)
+    out = [Claim(claims[0], paper, found, _verdict(abs(fvu_ce["spearman"]) >= 0.7))]
+    with_rsa = [pairs.get(frozenset((m, "rsa"))) for m in ("fvu", "ce_ratio")]
+    if all(p and p["spearman"] is not None for p in with_rsa):
+        between = all(abs(p["spearman"]) >= abs(fvu_ce["spearman"]) for p in with_rsa)
+        out.append(Claim(claims[1], paper, found, _verdict(between)))
+    else:
+        out.append(_untested(claims[1], paper, "RSA not scored with both"))
+    return out
+
+
 CLAIM_GROUPS: tuple[Callable[[dict], list[Claim]], ...] = (
-    frontier_claims, power_law_claims, other_claims)
+    frontier_claims, power_law_claims, other_claims, correlation_claims)
 
 
 def evaluate_claims(results: dict[str, Any]) -> list[Claim]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from progressive_sae.analysis.frontier import SIDE_SERIES
 from progressive_sae.atomic import write_bytes_atomic
 from progressive_sae.report.claims import evaluate_claims
 
@@ -29,6 +30,8 @@ PLOT_CAPTIONS = {
     "decoder_similarity_topk": "Decoder cosine similarity of the TopK SAE.",
     "feature_splitting": "Feature splitting: large-SAE latents per small-SAE latent.",
     "activation_mass": "Cumulative activation mass over latent index.",
+    "metric_correlation": "FVU, recaptured LM loss and RSA over every scored point, by SAE "
+                          "family (Pearson/Spearman in the claims table).",
     "absorption": "Feature absorption on LM tokens per SAE and granularity (lower is better).",
     "sparse_probing": "Sparse probing: top-k latent probe accuracy per SAE and granularity.",
     "concept_erasure": "Targeted concept erasure (SCR, TPP) against latents ablated.",
@@ -50,7 +53,7 @@ def _fmt(value: Any) -> str:
 def _frontier_table(results: dict, metric: str) -> tuple[list[str], list[list[str]]] | None:
     rows: dict[str, dict[int, float]] = {}
     for p in results["points"]:
-        if p["series"].startswith(("sparsity:", "scaling:")) or p.get(metric) is None:
+        if p["series"].startswith(SIDE_SERIES) or p.get(metric) is None:
             continue
         rows.setdefault(p["series"], {})[p["granularity"]] = p[metric]
     if not rows:
