@@ -55,8 +55,8 @@ def test_stages_write_results_plots_and_claims(finished):
     assert {"interp_simulation_by_bucket.png", "absorption.png", "sparse_probing.png",
             "concept_erasure.png", "hierarchy_absorption.png"} <= names
     md = result.report_md.read_text()
-    for claim in ("Permuted TopK latents score higher than Matryoshka's in simulation",
-                  "Every trained SAE scores above the random control",
+    for claim in ("Permuted TopK latents score higher than Matryoshka's (simulation, baseline)",
+                  "Every trained SAE scores above the random one (simulation, baseline)",
                   "Matryoshka absorbs less than TopK on a ground-truth hierarchy",
                   "Matryoshka reduces feature absorption on the LM",
                   "Matryoshka latents are better sparse probes",

@@ -9,7 +9,7 @@ from typing import Any
 
 from progressive_sae.report.claims import Claim, _untested, _verdict
 
-TOPK, MATRYOSHKA, CONTROL = "TopK permuted by E[z²]", "Matryoshka", "random"
+TOPK, MATRYOSHKA = "TopK permuted by E[z²]", "Matryoshka"
 
 
 def _fmt(e: dict[str, Any] | None) -> str:
@@ -25,65 +25,35 @@ def _clearly(a: dict[str, Any], b: dict[str, Any], higher: bool = True) -> bool:
 
 
 # --- interpretability ------------------------------------------------------------------------
-def _interp_row(interp: dict, sae: str, method: str, bucket: str = "all",
-                interpreter: str | None = None) -> dict | None:
-    interpreter = interpreter or interp["interpreters"][0]
-    for s in interp["summary"]:
-        if (s["sae"], s["interpreter"], s["bucket"], s["quantile"], s["method"]) == (
-                sae, interpreter, bucket, None, method) and s["mean"] is not None:
-            return s
-    return None
+PAPER_INTERP = {
+    "permuted TopK latents score higher than Matryoshka's":
+        "abstract, §6: pruned (permuted) vanilla SAEs are more interpretable",
+    "Matryoshka's innermost granularity scores higher than its outermost":
+        "§6: simulation correlation 0.74 (innermost) vs 0.57 (outermost)",
+    "every trained SAE scores above the random one": "§6: all far above the random control",
+}
 
 
 def interp_claims(results: dict) -> list[Claim]:
+    """The interpretability stage's claims (`interp.claims.paper_claims`) as report rows."""
     interp = results.get("interp")
-    paper_topk = "abstract, §6: pruned (permuted) vanilla SAEs are more interpretable"
     if not interp:
-        why = "no interp section in this run"
-        return [_untested("Permuted TopK latents are more interpretable than Matryoshka's",
-                          paper_topk, why),
-                _untested("Matryoshka's innermost latents are more interpretable than its "
-                          "outermost", "§6: simulation 0.74 (innermost) vs 0.57", why),
-                _untested("Every trained SAE is more interpretable than a random one",
-                          "§6: all far above the random control", why)]
-    claims = []
-    for interpreter in interp["interpreters"]:
-        who = f" ({interpreter})"
-        for method in ("simulation", "fuzzing"):
-            a, b = (_interp_row(interp, s, method, interpreter=interpreter)
-                    for s in (TOPK, MATRYOSHKA))
-            claim = f"Permuted TopK latents score higher than Matryoshka's in {method}{who}"
-            if a is None or b is None:
-                claims.append(_untested(claim, paper_topk, "not scored for both SAEs"))
-                continue
-            found = f"{TOPK} {_fmt(a)} vs {MATRYOSHKA} {_fmt(b)}"
-            ok = _clearly(a, b)
-            claims.append(Claim(claim, paper_topk, found + ("" if ok or a["mean"] <= b["mean"]
-                                                            else " (within noise)"),
-                                _verdict(ok)))
-        buckets = interp["saes"].get(MATRYOSHKA, {}).get("buckets", [])
-        claim = f"Matryoshka's innermost latents score higher than its outermost{who}"
-        paper = "§6: simulation correlation 0.74 (innermost) vs 0.57 (outermost)"
-        inner, outer = (_interp_row(interp, MATRYOSHKA, "simulation", b, interpreter)
-                        for b in (buckets[:1] + buckets[-1:] if len(buckets) > 1 else ["", ""]))
-        if inner is None or outer is None:
-            claims.append(_untested(claim, paper, "needs ≥ 2 scored granularity buckets"))
+        return [_untested(claim[0].upper() + claim[1:], paper, "no interp section in this run")
+                for claim, paper in PAPER_INTERP.items()]
+    from progressive_sae.interp.claims import paper_claims
+    from progressive_sae.interp.results import InterpResult
+
+    rows = []
+    for c in paper_claims(InterpResult.from_dict(interp), TOPK, MATRYOSHKA):
+        claim = f"{c.claim[0].upper()}{c.claim[1:]} ({c.method}, {c.interpreter})"
+        paper = PAPER_INTERP.get(c.claim, "§6")
+        if c.holds is None:
+            rows.append(_untested(claim, paper, c.found))
         else:
-            ok = _clearly(inner, outer)
-            claims.append(Claim(claim, paper, f"simulation {buckets[0]} {_fmt(inner)} vs "
-                                f"{buckets[-1]} {_fmt(outer)}", _verdict(ok)))
-        claim = f"Every trained SAE scores above the random control in simulation{who}"
-        control = _interp_row(interp, CONTROL, "simulation", interpreter=interpreter)
-        trained = {s: _interp_row(interp, s, "simulation", interpreter=interpreter)
-                   for s in interp["saes"] if s != CONTROL}
-        if control is None or any(v is None for v in trained.values()):
-            claims.append(_untested(claim, "§6: all far above random", "control not scored"))
-        else:
-            found = "; ".join(f"{s} {_fmt(v)}" for s, v in trained.items())
-            claims.append(Claim(claim, "§6: all far above random",
-                                f"{found}; random {_fmt(control)}",
-                                _verdict(all(_clearly(v, control) for v in trained.values()))))
-    return claims
+            note = " (ordered as claimed, but the 95% intervals overlap)" if (
+                c.holds and not c.separated) else ""
+            rows.append(Claim(claim, paper, c.found + note, _verdict(bool(c.separated))))
+    return rows
 
 
 # --- seed 002 --------------------------------------------------------------------------------
