@@ -142,3 +142,20 @@ def test_api_rejects_bad_granularity(toy) -> None:
     _, x, _, split = toy
     with pytest.raises(PSAEError, match="granularity=32"):
         distill(split, x, 2 * G)
+
+
+def test_min_cosine_leaves_out_unrelated_latents(toy) -> None:
+    features, x, unsplit, split = toy
+    big = build_sae(SAEConfig(d_in=D, num_latents=2 * G + 4, k=2 * K))
+    extra = torch.nn.functional.normalize(torch.randn(4, D, generator=torch.Generator()
+                                                      .manual_seed(4)), dim=1)
+    with torch.no_grad():
+        big.W_dec.copy_(torch.cat([split.W_dec, extra]))
+        big.W_enc.copy_(torch.cat([split.W_enc, torch.zeros(4, D)]))
+        big.b_enc.copy_(torch.cat([split.b_enc, -torch.ones(4)]))  # never fire
+        big.b_dec.copy_(split.b_dec)
+    small, _ = distill(big, x, G, DistillConfig(min_cosine=0.6))
+    record = small.cfg.metadata[METADATA_KEY]
+    assert record["dropped"] == list(range(2 * G, 2 * G + 4))
+    assert mean_max_cosine_similarity(small.W_dec, features) >= 0.99
+    assert evaluate_reconstruction(small, x).fvu <= evaluate_reconstruction(unsplit, x).fvu + 0.01

@@ -90,7 +90,7 @@ def distill(
         raise PSAEError(f"{sample.x.shape[0]} activation rows: expected at least 2 to distil on")
     if cfg.families == "kmeans":
         families = kmeans_families(sae.W_dec, sample, granularity, cfg.kmeans_iters,
-                                   cfg.seed_max_cosine)
+                                   cfg.seed_max_cosine, cfg.min_cosine)
     else:
         families = agglomerative_families(sae.W_dec, sample, granularity, cfg.decoder_weight)
     k = min(sae.relative_k(granularity), granularity - 1)
@@ -109,6 +109,7 @@ def distill(
         "families": [members[int(f)] for f in order],
         "member_weights": [[round(weights[i], 6) for i in members[int(f)]] for f in order],
         "weights_are": "E[z_i] of each member on the sample rows",
+        "dropped": families.dropped(),
         "tune_tokens": 0,
     }
     small.cfg.metadata = {**{k_: v for k_, v in sae.cfg.metadata.items()

@@ -26,15 +26,19 @@ class DistillConfig:
     seed_max_cosine: float = 0.9
     """k-means seeds: a latent whose decoder cosine with an already chosen seed exceeds this
     is skipped (it is a split sibling), unless too few latents are left."""
+    min_cosine: float = -1.0
+    """k-means: a latent whose decoder cosine with every family direction is below this
+    joins no family (dropped, as truncation drops it); −1 = every latent joins one."""
     kmeans_iters: int = 10
     """Reassignment rounds of the k-means families."""
-    encoder_fit: str = "lstsq"
+    encoder_fit: str = "mean"
     """'lstsq': ridge fit of the family's activation on (x − b_dec); 'mean': the
     activation-weighted mean of the members' encoder rows and biases."""
     ridge: float = 1e-4
     """Ridge of the encoder fit, relative to the mean diagonal of the input covariance."""
-    refit_decoder: bool = True
-    """After the encoder, refit decoder rows and b_dec by least squares on the new code."""
+    refit_rounds: int = 3
+    """Rounds of refitting decoder rows and b_dec by least squares on the new SAE's code
+    (0 = keep the merged directions)."""
     tune_tokens: int = 0
     """Fine-tune budget on the activations after merging (0 = none)."""
     tune_batch_size: int = 1024
@@ -55,6 +59,9 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PSAEError(f"{name}={value!r}: expected a positive integer")
+        if isinstance(self.refit_rounds, bool) or not isinstance(self.refit_rounds, int) \
+                or self.refit_rounds < 0:
+            raise PSAEError(f"refit_rounds={self.refit_rounds!r}: expected an integer ≥ 0")
         if isinstance(self.tune_tokens, bool) or not isinstance(self.tune_tokens, int) \
                 or self.tune_tokens < 0:
             raise PSAEError(f"tune_tokens={self.tune_tokens!r}: expected an integer ≥ 0")

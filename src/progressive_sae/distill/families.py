@@ -56,7 +56,7 @@ class Families:
     """A partition of the N latents into G families and each family's merged direction."""
 
     labels: torch.Tensor
-    """Family of each latent [N] (0..G-1; family f is seeded by / ordered by its mass)."""
+    """Family of each latent [N] (0..G-1), or −1 for a latent left out of every family."""
     directions: torch.Tensor
     """Unit merged decoder direction of each family [G, d]."""
 
@@ -67,20 +67,29 @@ class Families:
     def members(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in range(self.num_families)]
         for latent, family in enumerate(self.labels.tolist()):
-            out[family].append(latent)
+            if family >= 0:
+                out[family].append(latent)
         return out
 
+    def dropped(self) -> list[int]:
+        return (self.labels < 0).nonzero().squeeze(1).tolist()
+
     def alignment(self, W_dec: torch.Tensor) -> torch.Tensor:
-        """cos(d_i, D_family(i)) of each latent: how much of it its family's direction keeps."""
-        return (F.normalize(W_dec, dim=1) * self.directions[self.labels]).sum(1)
+        """cos(d_i, D_family(i)) of each latent (0 when left out): how much of it its
+        family's direction keeps."""
+        cos = (F.normalize(W_dec, dim=1) * self.directions[self.labels.clamp_min(0)]).sum(1)
+        return cos * (self.labels >= 0)
 
 
 def merged_directions(W_dec: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
                       num_families: int) -> torch.Tensor:
     """Normalised activation-weighted sums of each family's decoder rows.
 
-    A family with no activation mass on the sample falls back to its members' plain sum.
+    A family with no activation mass on the sample falls back to its members' plain sum;
+    latents labelled −1 count nowhere.
     """
+    kept = labels >= 0
+    labels, W_dec, weight = labels[kept], W_dec[kept], weight[kept]
     summed = torch.zeros(num_families, W_dec.shape[1], dtype=W_dec.dtype)
     summed.index_add_(0, labels, W_dec * weight[:, None])
     plain = torch.zeros_like(summed).index_add_(0, labels, W_dec)
@@ -107,17 +116,20 @@ def distinct_seeds(W: torch.Tensor, importance: torch.Tensor, count: int,
 
 
 def kmeans_families(W_dec: torch.Tensor, sample: Sample, num_families: int,
-                    iters: int, seed_max_cosine: float = 1.0) -> Families:
+                    iters: int, seed_max_cosine: float = 1.0,
+                    min_cosine: float = -1.0) -> Families:
     """Mass-weighted spherical k-means of decoder rows, seeded with the top-G latents by
-    E[z²]. Each seed stays in its own family (no family is ever empty, and at iteration 0
-    this is exactly truncation plus the absorbed siblings)."""
+    E[z²]. Each seed stays in its own family (no family is ever empty), and a latent whose
+    best cosine with a family direction is below `min_cosine` joins none (it is not a
+    split sibling of anything kept; merging it would only blur a direction)."""
     W = F.normalize(W_dec.detach().float().cpu(), dim=1)
     weight = sample.mean.cpu()
     seeds = distinct_seeds(W, sample.mean_sq.cpu(), num_families, seed_max_cosine)
     directions = W[seeds]
     labels = torch.empty(W.shape[0], dtype=torch.long)
     for _ in range(max(1, iters)):
-        new = (W @ directions.t()).argmax(1)
+        best = (W @ directions.t()).max(1)
+        new = best.indices.masked_fill(best.values < min_cosine, -1)
         new[seeds] = torch.arange(num_families)
         if torch.equal(new, labels):
             break

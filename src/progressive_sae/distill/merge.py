@@ -23,7 +23,8 @@ def family_targets(sample: Sample, families: Families, W_dec: torch.Tensor) -> t
     """[M, G]: each family's target activation on each sample row."""
     n, g = families.labels.numel(), families.num_families
     mixing = torch.zeros(n, g)
-    mixing[torch.arange(n), families.labels] = families.alignment(W_dec.detach().float().cpu())
+    mixing[torch.arange(n), families.labels.clamp_min(0)] = families.alignment(
+        W_dec.detach().float().cpu())  # zero for dropped latents
     return sample.z.cpu() @ mixing
 
 
@@ -55,14 +56,15 @@ def merge_families(
         small.b_enc.copy_(solved[-1])
     else:
         weight = sample.mean.cpu() * families.alignment(W_dec).clamp_min(0)
-        total = torch.zeros(g).index_add_(0, families.labels, weight).clamp_min(1e-12)
+        labels = families.labels.clamp_min(0)  # dropped latents have weight 0
+        total = torch.zeros(g).index_add_(0, labels, weight).clamp_min(1e-12)
         w_enc = torch.zeros(g, d).index_add_(
-            0, families.labels, sae.W_enc.detach().float().cpu() * weight[:, None])
+            0, labels, sae.W_enc.detach().float().cpu() * weight[:, None])
         b_enc = torch.zeros(g).index_add_(
-            0, families.labels, sae.b_enc.detach().float().cpu() * weight)
+            0, labels, sae.b_enc.detach().float().cpu() * weight)
         small.W_enc.copy_(w_enc / total[:, None])
         small.b_enc.copy_(b_enc / total)
-    if cfg.refit_decoder:
+    for _ in range(cfg.refit_rounds):
         refit_decoder(small, sample.x.cpu(), cfg.ridge)
     return small
 
