@@ -5,7 +5,9 @@
   sparse decode with running sums over the groups; `nested_squared_errors` streams their
   squared errors (the Matryoshka loss) without materialising the B × |M| × d reconstructions.
 * `sparse_encode` / `sparse_encode_reference`: one dense encode, an activation rule, and a
-  backward pass that touches only the selected latents of each input.
+  backward pass that touches only the selected latents of each input. With the rules of
+  `block_rules` (what training uses) the encode runs over blocks of rows, so the B × N
+  pre-activation matrix never exists whole.
 """
 
 from progressive_sae.kernels.encoder_backward import sparse_encode, sparse_encode_reference
