@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from progressive_sae.errors import PSAEError
 
 
@@ -29,6 +31,8 @@ def finite_or_none(value: Any) -> Any:
     Python's json writes NaN/Infinity literals that no other JSON reader accepts; what we
     write must load anywhere, so an undefined number is written as null.
     """
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

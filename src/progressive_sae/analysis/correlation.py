@@ -10,7 +10,6 @@ points or when one side is constant.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -209,25 +208,6 @@ def plot_metric_correlations(
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
                    fontsize=7)
     return save_figure(fig, path)
-
-
-def read_result_points(path: str | Path) -> list[FrontierPoint]:
-    """The scored points of a `psae run` results.json (or a frontier.json): its "points"."""
-    path = Path(path)
-    if not path.is_file():
-        raise PSAEError(f"{path} does not exist: expected a results.json of psae run")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PSAEError(f"{path} is not valid JSON ({err})") from None
-    points = data.get("points") if isinstance(data, dict) else None
-    if not isinstance(points, list):
-        raise PSAEError(f"{path}: expected a JSON object with a 'points' list (psae run's "
-                        "results.json)")
-    try:
-        return [FrontierPoint.from_dict(p) for p in points]
-    except (KeyError, TypeError) as err:
-        raise PSAEError(f"{path}: a point is not a scored frontier point ({err})") from None
 
 
 def correlation_files(

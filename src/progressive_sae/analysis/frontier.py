@@ -7,6 +7,7 @@ prefixes. Both are lists of `FrontierPoint`s; `series` names the line a point be
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from progressive_sae.analysis.plotting import new_figure, save_figure
 from progressive_sae.analysis.scaling_law import ScalingPoint
+from progressive_sae.errors import PSAEError
 from progressive_sae.evaluation import EvalSet, Fidelity, evaluate_fidelity
 from progressive_sae.sae.base import SparseAutoencoder
 
@@ -62,6 +64,25 @@ class FrontierPoint:
 
     def value(self, metric: str) -> float | None:
         return getattr(self.fidelity, metric)
+
+
+def read_result_points(path: str | Path) -> list[FrontierPoint]:
+    """The scored points of a `psae run` results.json (or a frontier.json): its "points"."""
+    path = Path(path)
+    if not path.is_file():
+        raise PSAEError(f"{path} does not exist: expected a results.json of psae run")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PSAEError(f"{path} is not valid JSON ({err})") from None
+    points = data.get("points") if isinstance(data, dict) else None
+    if not isinstance(points, list):
+        raise PSAEError(f"{path}: expected a JSON object with a 'points' list (psae run's "
+                        "results.json)")
+    try:
+        return [FrontierPoint.from_dict(p) for p in points]
+    except (KeyError, TypeError) as err:
+        raise PSAEError(f"{path}: a point is not a scored frontier point ({err})") from None
 
 
 def scaling_points(points: Iterable[FrontierPoint]) -> list[ScalingPoint]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from progressive_sae.analysis.frontier import (
     FrontierPoint,
     plot_frontier,
     progressive_frontier,
+    read_result_points,
     scaling_points,
     sparsity_frontier,
 )
@@ -117,18 +117,7 @@ def read_scaling_points(path: str | Path) -> list[ScalingPoint]:
                     for r in rows]
         except ValueError as err:
             raise PSAEError(f"{path}: a value is not a number ({err})") from None
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PSAEError(f"{path} is not valid JSON ({err})") from None
-    points = data.get("points") if isinstance(data, dict) else None
-    if not isinstance(points, list):
-        raise PSAEError(f"{path}: expected a CSV (N,k,G,fvu) or JSON with a 'points' list")
-    try:
-        return scaling_points(FrontierPoint.from_dict(p) for p in points)
-    except (KeyError, TypeError) as err:
-        raise PSAEError(f"{path}: a point lacks the field {err}: expected scored frontier "
-                        "points") from None
+    return scaling_points(read_result_points(path))
 
 
 def scaling_law_files(points: Sequence[ScalingPoint], out: str | Path) -> list[Path]:

@@ -6,7 +6,8 @@ import argparse
 
 
 def cmd_correlation(args: argparse.Namespace) -> None:
-    from progressive_sae.analysis.correlation import correlation_files, read_result_points
+    from progressive_sae.analysis.correlation import correlation_files
+    from progressive_sae.analysis.frontier import read_result_points
 
     result, written = correlation_files(read_result_points(args.results), args.out)
     for line in result.describe():

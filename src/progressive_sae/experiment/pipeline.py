@@ -58,17 +58,22 @@ class ExperimentResult:
 
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentResult:
     started = time.perf_counter()
+    clock = Stopwatch()
     cfg.out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(cfg, progress)
+    clock.lap("data")
     log = EvaluationLog(cfg.out / EVALUATIONS_FILE, prepared.fingerprint)
     catalogue = _build_catalogue(cfg, prepared, log, progress)
+    clock.lap("train, rank and permute")
     jobs = frontier_jobs(cfg, catalogue)
     points = _score(jobs, catalogue, prepared, log, cfg.eval.mode, progress)
     other = "prefix" if cfg.eval.mode == "relative" else "relative"
     points += _score(other_mode_jobs(cfg, catalogue, other), catalogue, prepared, log, other,
                      progress)
+    clock.lap("score")
     analyses = run_analyses(cfg, catalogue, points, cfg.out / "plots")
-    stages = _stages(cfg, catalogue, prepared, analyses.plots, progress)
+    clock.lap("analyses")
+    stages = _stages(cfg, catalogue, prepared, analyses.plots, progress, clock)
     results = {
         "config": {"grid": asdict(cfg.grid), "eval": asdict(cfg.eval),
                    "train": cfg.train.to_dict(), "text": cfg.text, "lm": cfg.lm,
@@ -80,6 +85,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
         "points": [p.to_dict() for p in points],
         **analyses.to_dict(),
         **stages,
+        "seconds": clock.laps,
     }
     results_path = cfg.out / "results.json"
     write_json_atomic(results_path, results)
@@ -88,8 +94,21 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> ExperimentRe
                             time.perf_counter() - started)
 
 
+class Stopwatch:
+    """Wall seconds of each stage of a run (this run's work only: reused work is free)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self._last, 2)
+        self._last = now
+
+
 def _stages(cfg: ExperimentConfig, cat: Catalogue, prepared, plots: list[Path],
-            progress: bool) -> dict:
+            progress: bool, clock: Stopwatch) -> dict:
     """The optional interpretability and seed-002 stages; their plots join `plots`."""
     found = {}
     if cfg.interp is not None:
@@ -97,11 +116,13 @@ def _stages(cfg: ExperimentConfig, cat: Catalogue, prepared, plots: list[Path],
 
         found["interp"], written = run_interp(cfg, cat, prepared, cfg.out / "plots", progress)
         plots += written
+        clock.lap("interp")
     if cfg.evals is not None:
         from progressive_sae.experiment.evals_stage import run_evals
 
         found["evals"], written = run_evals(cfg, cat, prepared, cfg.out / "plots", progress)
         plots += written
+        clock.lap("evals")
     return found
 
 

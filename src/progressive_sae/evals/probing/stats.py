@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from progressive_sae.evals.common import Estimate
+from progressive_sae.json_files import finite_or_none
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,5 @@ def balanced_accuracy(correct: np.ndarray, positive: np.ndarray) -> float:
     return float((correct[positive].mean() + correct[~positive].mean()) / 2)
 
 
-def json_safe(obj: object) -> object:
-    """`obj` with NaN/inf floats replaced by None (valid JSON), recursively."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return json_safe(obj.item())
-    return obj
+json_safe = finite_or_none
+"""`obj` with NaN/inf floats replaced by None (valid JSON), recursively."""
