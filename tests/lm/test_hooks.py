@@ -256,6 +256,55 @@ def test_sae_splice_reconstructs_every_position(arch):
     assert smaller.total != got.total
 
 
+def test_replayed_passes_equal_full_passes_and_skip_the_early_blocks(arch):
+    lm, _, _ = arch
+    ids, sae = batch(seed=5), build_sae(SAEConfig(d_in=lm.d_model, num_latents=64, k=8))
+    sae.eval()
+    ran: list[int] = []
+    hooks_before = [len(block._forward_hooks) for block in lm.blocks]
+    handles = [block.register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
+               for i, block in enumerate(lm.blocks)]
+    try:
+        for layer in range(lm.num_blocks):
+            for replace in (None, zero_ablation, sae_splice(sae)):
+                lm.block_cache.clear()
+                ran.clear()
+                full = spliced_cross_entropy(lm, ids, f"layers.{layer}", replace, True)
+                assert ran == list(range(lm.num_blocks))
+                ran.clear()
+                hits = lm.block_cache.hits
+                replayed = spliced_cross_entropy(lm, ids, f"layers.{layer}", replace, True)
+                assert lm.block_cache.hits == hits + 1
+                assert ran == list(range(layer + 1, lm.num_blocks))
+                assert replayed == full  # bitwise: the later blocks see the same tensor
+    finally:
+        for h in handles:
+            h.remove()
+    # the real blocks are back, with no hook of ours left on them
+    assert all(type(b).__name__ != "_Replay" for b in lm.blocks)
+    assert [len(block._forward_hooks) for block in lm.blocks] == hooks_before
+    # other tokens or another mask are a miss, never a wrong replay
+    misses = lm.block_cache.misses
+    other = batch(seed=6)
+    assert spliced_cross_entropy(lm, other, "layers.0", None, True) == \
+        spliced_cross_entropy(lm, other, "layers.0", None, True)
+    spliced_cross_entropy(lm, ids, "layers.0", None, True, attention_mask=torch.ones_like(ids))
+    assert lm.block_cache.misses == misses + 2
+
+
+def test_block_cache_drops_the_least_recently_used_beyond_its_bytes():
+    from progressive_sae.lm.replay import BlockOutputCache
+
+    cache = BlockOutputCache(max_bytes=2 * 400)
+    for key in "abc":
+        cache.put((0, key), torch.zeros(100))  # 400 bytes each
+    assert cache.get((0, "a")) is None and cache.get((0, "b")) is not None
+    cache.put((0, "d"), torch.zeros(100))  # "c" is now the least recently used
+    assert cache.get((0, "c")) is None and cache.get((0, "d")) is not None
+    cache.put((0, "huge"), torch.zeros(1000))
+    assert cache.get((0, "huge")) is None
+
+
 def test_right_and_left_padding_match_unpadded_rows(arch):
     lm, _, _ = arch
     ids = batch()

@@ -11,6 +11,7 @@ of the block, e.g. `transformer.h.L` or `model.layers.L`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from torch import nn
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.lm.model import LanguageModel
+from progressive_sae.lm.replay import batch_key, blocks_replayed, capture_hook
 
 Replacement = Callable[[torch.Tensor], torch.Tensor]
 """Maps a block's output [B, T, d] to what the rest of the model sees instead."""
@@ -167,6 +169,9 @@ def spliced_cross_entropy(
 ) -> CrossEntropyResult:
     """Next-token cross-entropy with block L's output replaced by `replace(output)`.
 
+    The first pass over a batch of tokens keeps block L's clean output; later passes over the
+    same tokens at the same hook replay it and run only the blocks after L (lm/replay.py).
+
     Scores the predictions made at positions 0..T-2 of tokens 1..T-1 (both real tokens when
     a mask is given). `replace=None` is the clean model. With `exclude_bos`, each row's first
     real position (the BOS) is neither replaced nor scored: its prediction is dropped and the
@@ -192,12 +197,20 @@ def spliced_cross_entropy(
             new = torch.where(keep[..., None], x, new)
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
-    handle = lm.blocks[point.layer].register_forward_hook(splice) if replace is not None else None
-    try:
+    key = batch_key(point.layer, input_ids, mask)
+    cached = lm.block_cache.get(key)
+    captured: list = []
+    with contextlib.ExitStack() as stack:
+        if cached is None:  # a full pass, keeping block L's clean output for the next ones
+            target = lm.blocks[point.layer]
+            stack.callback(target.register_forward_hook(capture_hook(captured)).remove)
+        else:  # blocks 0..L replay it
+            target = stack.enter_context(blocks_replayed(lm.blocks, point.layer, cached))
+        if replace is not None:
+            stack.callback(target.register_forward_hook(splice).remove)
         logits = lm.model(input_ids=input_ids, **kwargs).logits
-    finally:
-        if handle is not None:
-            handle.remove()
+    if captured:
+        lm.block_cache.put(key, captured[0])
 
     scored = torch.ones(B, T - 1, dtype=torch.bool, device=input_ids.device)
     if mask is not None:

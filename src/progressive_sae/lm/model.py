@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from progressive_sae.errors import PSAEError, first_line
+from progressive_sae.lm.replay import BlockOutputCache
 
 KNOWN_BLOCK_PATHS = (
     "transformer.h",  # GPT-2, GPT-J, Bloom, Falcon
@@ -43,6 +44,8 @@ class LanguageModel:
     blocks_path: str = field(init=False)
     """Dotted module path of the block list, e.g. 'transformer.h' or 'model.layers'."""
     blocks: nn.ModuleList = field(init=False, repr=False)
+    block_cache: BlockOutputCache = field(init=False, repr=False, default_factory=BlockOutputCache)
+    """Clean block outputs replayed by `spliced_cross_entropy` (see lm/replay.py)."""
 
     def __post_init__(self) -> None:
         self.blocks_path, self.blocks = find_blocks(self.model)

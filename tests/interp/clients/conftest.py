@@ -5,10 +5,11 @@ import torch
 @pytest.fixture(scope="session")
 def smollm2():
     """The offline default chat model, loaded once per test session (from the user cache's
-    safetensors copy after the first run anywhere on this machine)."""
+    safetensors copy after the first run anywhere on this machine). In fp32, as the suite's
+    autouse fixture makes every CPU look like one without native bf16."""
     from progressive_sae.interp.clients.offline import load_offline_default
 
-    return load_offline_default("cpu")
+    return load_offline_default("cpu", dtype=torch.float32)
 
 
 @pytest.fixture(autouse=True, scope="module")

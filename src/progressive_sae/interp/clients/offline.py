@@ -4,7 +4,9 @@ The first load de-quantises the Q4_1 GGUF with transformers (~15-25 s on 2 cores
 the result as safetensors + config + tokenizer in a user cache folder ($PSAE_CACHE_DIR, else
 ~/.cache/progressive-sae); later loads read that folder (< 1 s). The weights are stored in
 fp32, exactly the de-quantised values, so both paths give the same model. One loaded model
-per device and process.
+per device and process. It runs in the dtype the hardware multiplies fastest (bf16 on CUDA and
+on CPUs with native bf16, ~2x faster there; fp32 elsewhere); the dtype is part of the model id,
+so cached answers of one dtype are never served for the other.
 """
 
 from __future__ import annotations
@@ -66,16 +68,23 @@ def converted_folder(gguf: Path) -> Path:
     return cache_root() / "models" / name
 
 
-def load_offline_default(device: str = "cpu") -> HFChatModel:
-    """SmolLM2-135M-Instruct as an in-process chat model, loaded once per device."""
+def load_offline_default(device: str = "cpu", dtype: torch.dtype | None = None
+                         ) -> HFChatModel:
+    """SmolLM2-135M-Instruct as an in-process chat model, loaded once per device and dtype
+    (None: the fastest on the device)."""
+    from progressive_sae.kernels.precision import fast_matmul_dtype
+
     torch_device = _device(device)
-    key = str(torch_device)
+    dtype = dtype or fast_matmul_dtype(torch_device)
+    key = f"{torch_device}/{dtype}"
     if key not in _LOADED:
         gguf = gguf_file()
         model, tokenizer = _load(gguf)
-        model.to(torch_device)
-        _LOADED[key] = HFChatModel(model, tokenizer,
-                                   model_id=MODEL_ID.format(version=package_version()))
+        model.to(device=torch_device, dtype=dtype)
+        model_id = MODEL_ID.format(version=package_version())
+        if dtype != torch.float32:
+            model_id += f" {str(dtype).removeprefix('torch.')}"
+        _LOADED[key] = HFChatModel(model, tokenizer, model_id=model_id)
     return _LOADED[key]
 
 

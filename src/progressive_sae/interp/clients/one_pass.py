@@ -18,6 +18,7 @@ sum to one (mass on non-value tokens is ignored, as in Bills et al.).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,12 +159,23 @@ def one_pass_expected_values(
                         f"the model's context of {context}")
     ends = torch.tensor(seq.ends, device=device)
     if not tokens.nodes:
-        logits = model(input_ids=torch.tensor([seq.ids], device=device)).logits[0]
-        return expected_from_logits(logits[ends], logits[:0], tokens).tolist()
+        logits = _logits_at(model, ends, input_ids=torch.tensor([seq.ids], device=device))
+        return expected_from_logits(logits, logits[:0], tokens).tolist()
     input_ids, positions, mask, node_rows = tree_inputs(seq, tokens, model.dtype)
-    logits = model(input_ids=input_ids.to(device), position_ids=positions.to(device),
-                   attention_mask=mask.to(device)).logits[0]
-    return expected_from_logits(logits[ends], logits[node_rows.to(device)], tokens).tolist()
+    rows = torch.cat([ends, node_rows.to(device).flatten()])
+    logits = _logits_at(model, rows, input_ids=input_ids.to(device),
+                        position_ids=positions.to(device), attention_mask=mask.to(device))
+    node_logits = logits[len(seq.ends):].view(*node_rows.shape, -1)
+    return expected_from_logits(logits[: len(seq.ends)], node_logits, tokens).tolist()
+
+
+def _logits_at(model, rows: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+    """Next-token logits [len(rows), V] at sequence positions `rows`. The unembedding runs on
+    those rows only where the model takes `logits_to_keep` (a fifth of a small model's
+    compute is its unembedding of every position)."""
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        return model(**inputs, logits_to_keep=rows).logits[0]
+    return model(**inputs).logits[0][rows]
 
 
 def _context_length(model) -> int | None:
