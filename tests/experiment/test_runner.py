@@ -47,11 +47,17 @@ def test_a_run_writes_results_plots_and_a_report_with_the_claims(finished):
     results = json.loads(result.results.read_text())
     series = {p["series"] for p in results["points"]}
     assert {"TopK permuted by E[z²]", "TopK permuted by frequency", "Matryoshka",
-            "Sampled Matryoshka", "TopK baselines (trained at size G)"} <= series
+            "Sampled Matryoshka", "TopK baselines (trained at size G)",
+            "TopK distilled to G (no fine-tune)"} <= series
+    distilled = sorted(p["granularity"] for p in results["points"]
+                       if p["series"] == "TopK distilled to G (no fine-tune)")
+    assert distilled == [8, 16, 32]  # N/16, N/8, N/4: each a real SAE of that size
+    assert load_sae(cfg.out / "saes" / "topk-N128-k8+distilled-16").num_latents == 16
     assert set(results["power_law"]) >= {"topk-N32-k2", "topk-N64-k4", "topk-N128-k8"}
     md = result.report_md.read_text()
     assert "| claim | paper | this run | verdict |" in md
     assert "Matryoshka has lower FVU than permuted TopK at every G < N" in md
+    assert "Distilling a large SAE into G latents beats truncating it" in md
     assert "(plots/frontier_fvu.png)" in md
     assert "<table>" in result.report_html.read_text()
 
@@ -99,6 +105,7 @@ def load_experiment_from_grid(grid):
     (lambda t: t.replace("log_every: 4", "k: 4"), ["train.k", "grid"]),
     (lambda t: t.replace("grid: {", "grid: {permute_by: [size], "), ["permute_by", "'size'"]),
     (lambda t: t.replace("eval: {", "eval: {mode: sideways, "), ["eval.mode", "sideways"]),
+    (lambda t: t.replace("grid: {", "grid: {distill_sizes: [128], "), ["distill_sizes", "128"]),
     (lambda t: t.replace("rank_rows: 1000", "rank_rows: 5000"), ["rank_rows=5000"]),
     (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("eval_data")),
      ["eval_data"]),

@@ -45,6 +45,7 @@ from progressive_sae.analysis.splitting import (
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import ExperimentConfig
 from progressive_sae.progressive import ranking
+from progressive_sae.report.claims import DISTILLED
 from progressive_sae.sae.base import SparseAutoencoder
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 BASELINE_SERIES = "TopK baselines (trained at size G)"
 BASELINE_STYLE = {"color": "black", "marker": "s", "linestyle": "--"}
+DISTILLED_STYLE = {"color": "crimson", "marker": "D", "linestyle": "-."}
 
 
 @dataclass
@@ -89,7 +91,7 @@ def run_analyses(cfg: ExperimentConfig, cat: Catalogue, points: Sequence[Frontie
     result = Analyses()
     n, k = cfg.grid.num_latents, cfg.grid.k
     progressive = [p for p in points if not p.series.startswith(SIDE_SERIES)]
-    styles = {BASELINE_SERIES: BASELINE_STYLE}
+    styles = {BASELINE_SERIES: BASELINE_STYLE, DISTILLED: DISTILLED_STYLE}
     metrics = [("fvu", "FVU"), ("ce_ratio", "recaptured LM loss"), ("rsa", "RSA")]
     for metric, title in metrics:
         if any(p.value(metric) is not None for p in progressive):

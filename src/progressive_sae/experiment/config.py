@@ -45,6 +45,15 @@ class GridConfig:
     """Rankings each trained SAE is permuted by ('mean_sq' = E[z²], 'frequency')."""
     k_grid: list[int] = field(default_factory=list)
     """Further k values, trained at N (TopK and Matryoshka) for the sparsity frontier."""
+    distill_sizes: list[int] | None = None
+    """Sizes G the main TopK SAE is distilled to (reverse feature splitting, no fine-tune),
+    scored beside its truncation; None = N/16, N/8, N/4; [] = none."""
+
+    def resolved_distill(self) -> list[int]:
+        sizes = self.distill_sizes
+        if sizes is None:
+            sizes = [self.num_latents // 16, self.num_latents // 8, self.num_latents // 4]
+        return sorted({s for s in sizes if s >= 2})
 
     def resolved_baselines(self) -> list[int]:
         sizes = self.baseline_sizes
@@ -67,6 +76,10 @@ class GridConfig:
         for size in self.resolved_baselines():
             if not 2 <= size <= self.num_latents:
                 raise PSAEError(f"grid.baseline_sizes entry {size}: expected 2 ≤ size ≤ "
+                                f"num_latents={self.num_latents}")
+        for size in self.distill_sizes or []:
+            if not 2 <= size < self.num_latents:
+                raise PSAEError(f"grid.distill_sizes entry {size}: expected 2 ≤ size < "
                                 f"num_latents={self.num_latents}")
         for k in self.k_grid:
             if not 0 < k < self.num_latents:

@@ -21,6 +21,7 @@ from progressive_sae.experiment.runner import (
     RANKING_LABELS,
     EvaluationLog,
     PlannedRun,
+    distilled,
     permuted,
     planned_runs,
     prepare_data,
@@ -28,6 +29,7 @@ from progressive_sae.experiment.runner import (
 )
 from progressive_sae.progressive import LatentStatistics, latent_statistics
 from progressive_sae.report import write_report
+from progressive_sae.report.claims import DISTILLED
 from progressive_sae.sae.base import SparseAutoencoder
 
 
@@ -140,9 +142,11 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
     for run in runs.values():
         sae, fresh = train_or_reuse(run, cfg, prepared.train, progress)
         if fresh:  # anything derived from an earlier SAE of this name is stale
-            for by in RANKING_LABELS:
-                shutil.rmtree(cfg.out / "saes" / f"{run.name}+{by}", ignore_errors=True)
-                log.forget(f"{run.name}+{by}")
+            derived = [f"{run.name}+{by}" for by in RANKING_LABELS] + [
+                f.name for f in (cfg.out / "saes").glob(f"{run.name}+distilled-*")]
+            for name in derived:
+                shutil.rmtree(cfg.out / "saes" / name, ignore_errors=True)
+                log.forget(name)
             log.forget(run.name)
         saes[run.name] = sae.to(cfg.train.device)
     external = []
@@ -166,7 +170,18 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
         stats[name] = latent_statistics(sae, prepared.rank, batch_size=cfg.eval.batch_size)
         for by in cfg.grid.permute_by:
             saes[f"{name}+{by}"] = permuted(name, sae, stats[name], by, cfg.out)
+    main_topk = _main_topk(cfg, runs)
+    for g in tqdm(cfg.grid.resolved_distill() if main_topk else [], desc="distill",
+                  unit="sae", disable=not progress):
+        saes[f"{main_topk}+distilled-{g}"] = distilled(main_topk, saes[main_topk], g,
+                                                       prepared.train, cfg.out)
     return Catalogue(saes, runs, external, stats)
+
+
+def _main_topk(cfg: ExperimentConfig, runs: dict) -> str | None:
+    """The TopK run at N and k (the one the paper permutes and truncates), if planned."""
+    return next((r.name for r in runs.values() if r.family == "TopK"
+                 and r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k), None)
 
 
 def permuted_label(family: str, by: str) -> str:
@@ -204,6 +219,9 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
             along(f"sparsity: {family} @{g}", name, [g])
         if run.family == "TopK" and run.k != k:  # more (N, k, G) points for the scaling law
             along(f"scaling: TopK-k{run.k} permuted by E[z²]", name, gs)
+    main_topk = _main_topk(cfg, cat.runs)
+    for g in cfg.grid.resolved_distill() if main_topk else []:
+        along(DISTILLED, f"{main_topk}+distilled-{g}", [g])
     for name in cat.external:
         along(name, name, gs)
         for by in grid.permute_by:

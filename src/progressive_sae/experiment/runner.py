@@ -200,6 +200,20 @@ def permuted(
     return result
 
 
+def distilled(name: str, sae: SparseAutoencoder, granularity: int, data: object, out: Path
+              ) -> SparseAutoencoder:
+    """`sae` distilled to `granularity` latents (progressive_sae.distill, defaults, no
+    fine-tune), saved under out/saes (reused when there)."""
+    from progressive_sae.distill import distill
+
+    folder = out / "saes" / f"{name}+distilled-{granularity}"
+    if folder.is_dir():
+        return load_sae(folder, device=sae.W_dec.device)
+    result, _ = distill(sae, data, granularity)
+    save_sae(result, folder, overwrite=True)
+    return result
+
+
 class EvaluationLog:
     """Scored points on disk (one JSON per line), keyed by (SAE, G, mode, data fingerprint)."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 BASELINES = "TopK baselines (trained at size G)"
 TOPK_PERM = "TopK permuted by E[z²]"
+DISTILLED = "TopK distilled to G (no fine-tune)"
 
 
 @dataclass
@@ -166,6 +167,29 @@ def _truncation(results: dict, n: int) -> list[Claim]:
     return out
 
 
+def distill_claims(results: dict) -> list[Claim]:
+    """Reverse feature splitting (the paper's appendix C open question; psae distill)."""
+    claim = ("Distilling a large SAE into G latents beats truncating it to its first G "
+             "(FVU and recaptured LM loss)")
+    paper = ("appendix C: truncation loses more as G/N falls, because features split over "
+             "several latents; recombining split families is left open")
+    fvu, ce = _series(results, DISTILLED, "fvu"), _series(results, DISTILLED, "ce_ratio")
+    t_fvu, t_ce = _series(results, TOPK_PERM, "fvu"), _series(results, TOPK_PERM, "ce_ratio")
+    shared = sorted(set(fvu) & set(t_fvu))
+    if not shared:
+        return [_untested(claim, paper, "no distilled SAE scored beside the permuted TopK")]
+    parts, wins = [], 0
+    for g in shared:
+        better = fvu[g] < t_fvu[g] and (g not in ce or g not in t_ce or ce[g] > t_ce[g])
+        wins += better
+        text = f"G={g}: FVU {fvu[g]:.4g} vs {t_fvu[g]:.4g}"
+        if g in ce and g in t_ce:
+            text += f", CE ratio {ce[g]:.4g} vs {t_ce[g]:.4g}"
+        parts.append(text)
+    found = f"distilled vs truncated, better at {wins}/{len(shared)}: " + "; ".join(parts)
+    return [Claim(claim, paper, found, _verdict(wins == len(shared)))]
+
+
 def power_law_claims(results: dict) -> list[Claim]:
     laws = {name: r for name, r in results.get("power_law", {}).items()
             if name.split("-")[0] in ("topk", "batchtopk")}
@@ -262,7 +286,7 @@ def correlation_claims(results: dict) -> list[Claim]:
 
 
 CLAIM_GROUPS: tuple[Callable[[dict], list[Claim]], ...] = (
-    frontier_claims, power_law_claims, other_claims, correlation_claims)
+    frontier_claims, distill_claims, power_law_claims, other_claims, correlation_claims)
 
 
 def evaluate_claims(results: dict[str, Any]) -> list[Claim]:
