@@ -232,10 +232,13 @@ def _summed_ce(logits: torch.Tensor, input_ids: torch.Tensor, scored: torch.Tens
     rows = max(1, LOGITS_CHUNK_BYTES // max(1, T * V * 4))
     total = torch.zeros((), dtype=torch.float64, device=logits.device)
     for s in range(0, B, rows):
-        lg = logits[s:s + rows, :-1].float()
+        # Every position against the next token (the last one's target wraps around and is
+        # never scored): the logits stay one contiguous [rows·T, V] view, with no copy.
+        lg = logits[s:s + rows].float().contiguous()
+        targets = input_ids[s:s + rows].roll(-1, dims=1)
         ce = F.cross_entropy(
-            lg.flatten(0, 1), input_ids[s:s + rows, 1:].flatten(), reduction="none"
-        ).view(lg.shape[:2])
+            lg.view(-1, V), targets.reshape(-1), reduction="none"
+        ).view(lg.shape[0], T)[:, :-1]
         total += torch.where(scored[s:s + rows], ce, 0.0).sum(dtype=torch.float64)
     return float(total)
 

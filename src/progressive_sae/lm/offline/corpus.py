@@ -88,13 +88,29 @@ def _clean(doc: str) -> str:
     return inspect.cleandoc(doc).strip()
 
 
+_BLOCKS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+def _scopes(node: ast.AST):
+    """`node` and every statement below it, through statement lists only: a definition (the
+    only node with a docstring) is always a statement, so expressions — most of a tree, and
+    what made `ast.walk` slow here — are never visited."""
+    yield node
+    for field in node._fields:
+        value = getattr(node, field, None)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, _BLOCKS):
+                    yield from _scopes(item)
+
+
 def docstrings_of_source(source: str | bytes) -> list[str]:
     """Module, class and function docstrings of one Python source, in source order."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escape sequences in old sources
         tree = ast.parse(source)
     found: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
+    for node in _scopes(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(node, clean=False)
             if doc and doc.strip():
