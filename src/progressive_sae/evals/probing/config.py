@@ -12,24 +12,17 @@ from progressive_sae.sae.base import GRANULARITY_MODES
 
 
 @dataclass
-class ProbingConfig:
-    """Sparse probing on labelled texts (SAEBench's definition), per granularity view."""
+class TextProbeSettings:
+    """What sparse probing and concept erasure share: texts, probes, views and statistics."""
 
-    tasks: list[str] | None = None
-    """Offline task names ('package:<name>', 'kind', 'source'); None = every package, kind and
-    source."""
-    packages: list[str] = field(default_factory=lambda: list(PACKAGES))
-    """Package classes of the one-vs-rest package tasks."""
-    ks: list[int] = field(default_factory=lambda: [1, 2, 5])
-    """Numbers of latents the sparse probes use."""
     c: float = 1.0
     """Inverse L2 strength of every logistic regression (fixed: never tuned on test)."""
     max_iter: int = 1000
     """Iterations of the logistic-regression solver."""
     train_per_class: int = 80
-    """Training texts per class and task."""
+    """Training texts per class and task (per attribute cell for SCR)."""
     test_per_class: int = 40
-    """Test texts per class and task."""
+    """Test texts per class and task (per cell for SCR)."""
     test_fraction: float = 0.3
     """Share of each class's source documents held out for testing."""
     ctx: int = 64
@@ -48,9 +41,6 @@ class ProbingConfig:
     """Seed of splits, subsampling and bootstrap."""
 
     def __post_init__(self) -> None:
-        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
-                              for k in self.ks):
-            raise PSAEError(f"ks={self.ks!r}: expected positive integers such as [1, 2, 5]")
         for m in self.modes:
             if m not in GRANULARITY_MODES:
                 raise PSAEError(f"mode {m!r}: expected one of {GRANULARITY_MODES}")
@@ -65,3 +55,21 @@ class ProbingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class ProbingConfig(TextProbeSettings):
+    """Sparse probing on labelled texts (SAEBench's definition), per granularity view."""
+
+    tasks: list[str] | None = None
+    """Offline task names ('package:<name>', 'kind', 'source'); None = every package, kind and
+    source."""
+    packages: list[str] = field(default_factory=lambda: list(PACKAGES))
+    """Package classes of the one-vs-rest package tasks."""
+    ks: list[int] = field(default_factory=lambda: [1, 2, 5])
+    """Numbers of latents the sparse probes use."""
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
+                              for k in self.ks):
+            raise PSAEError(f"ks={self.ks!r}: expected positive integers such as [1, 2, 5]")
