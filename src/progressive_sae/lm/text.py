@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from progressive_sae.errors import PSAEError
+from progressive_sae.errors import PSAEError, check_settings
 from progressive_sae.lm.documents import raw_documents
 
 MODES = ("pack", "truncate")
@@ -93,14 +93,8 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "text config") -> TextConfig:
-        if not isinstance(data, dict):
-            raise PSAEError(f"{where} {data!r}: expected a mapping of settings")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise PSAEError(f"unknown key {unknown[0]!r} in {where}; expected keys: {known}")
-        if "source" not in data:
-            raise PSAEError(f"{where} lacks the required key 'source'")
+        check_settings(data, [f.name for f in dataclasses.fields(cls)], where,
+                       required=("source",))
         return cls(**data)
 
 

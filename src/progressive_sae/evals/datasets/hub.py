@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from progressive_sae.errors import PSAEError, first_line
+from progressive_sae.errors import PSAEError, check_settings, first_line
 from progressive_sae.evals.datasets.labelled import (
     LabelledText,
     TextTask,
@@ -64,15 +64,8 @@ class HubTaskConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "dataset config") -> HubTaskConfig:
-        if not isinstance(data, dict):
-            raise PSAEError(f"{where} {data!r}: expected a mapping of settings")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise PSAEError(f"unknown key {unknown[0]!r} in {where}; expected keys: {known}")
-        missing = [k for k in ("name", "dataset", "text_column", "label_column") if k not in data]
-        if missing:
-            raise PSAEError(f"{where} lacks the required key {missing[0]!r}")
+        check_settings(data, [f.name for f in dataclasses.fields(cls)], where,
+                       required=("name", "dataset", "text_column", "label_column"))
         data = dict(data)
         if data.get("classes") is not None:
             data["classes"] = [str(c) for c in data["classes"]]
