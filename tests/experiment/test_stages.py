@@ -70,10 +70,17 @@ def test_a_second_run_reuses_the_stages_work(finished):
     before = json.loads(first.results.read_text())
     trained = sorted((cfg.out / "hierarchy").glob("*/sae/sae.safetensors"))
     stamps = [p.stat().st_mtime_ns for p in trained]
+    evals_plots = [cfg.out / "plots" / name for name in
+                   ("absorption.png", "sparse_probing.png", "concept_erasure.png")]
+    plot_stamps = [p.stat().st_mtime_ns for p in evals_plots]
     again = run_experiment(cfg, progress=False)
     after = json.loads(again.results.read_text())
     assert after["interp"]["summary"] == before["interp"]["summary"]  # scores read back
     assert len(trained) == 2 and [p.stat().st_mtime_ns for p in trained] == stamps
+    # absorption, probing and erasure of the same SAEs are read back, not recomputed
+    assert [p.stat().st_mtime_ns for p in evals_plots] == plot_stamps
+    for name in ("absorption", "probing", "erasure"):
+        assert after["evals"][name] == before["evals"][name]
 
 
 def test_unknown_series_label_is_one_line(tmp_path):

@@ -4,14 +4,19 @@ hierarchy that TopK and Matryoshka SAEs are trained on here."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from progressive_sae.atomic import write_json_atomic
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import EvalsSection, ExperimentConfig
 from progressive_sae.experiment.config import from_mapping as build
 from progressive_sae.experiment.selection import pick_saes
 from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.io import weights_digest
 
 if TYPE_CHECKING:
     from progressive_sae.experiment.pipeline import Catalogue
@@ -39,12 +44,22 @@ def run_evals(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_d
     if any(stage is not None for stage in lm_stages) and prepared.lm is None:
         raise PSAEError("evals: absorption, probing and erasure need a language-model run "
                         "('text:'); set them to null for ready activations")
-    if section.absorption is not None:
-        results["absorption"], plot = _absorption(section.absorption, saes, gs, prepared,
-                                                  plots_dir)
-        plots.append(plot)
-    if section.probing is not None or section.erasure is not None:
-        found, written = _probing_and_erasure(section, saes, gs, prepared, plots_dir, progress)
+    saved = cfg.out / "evals"
+
+    def absorption() -> tuple[dict[str, Any], list[Path]]:
+        result, plot = _absorption(section.absorption, saes, gs, prepared, plots_dir)
+        return {"absorption": result}, [plot]
+
+    def probing_and_erasure() -> tuple[dict[str, Any], list[Path]]:
+        return _probing_and_erasure(section, saes, gs, prepared, plots_dir, progress)
+
+    stages = [("absorption", section.absorption, absorption),
+              ("probing_erasure", [section.probing, section.erasure], probing_and_erasure)]
+    for name, settings, compute in stages:
+        if settings is None or settings == [None, None]:
+            continue
+        found, written = _reused(saved / f"{name}.json", plots_dir,
+                                 _key(name, settings, saes, gs, prepared), compute)
         results.update(found)
         plots += written
     if section.hierarchy is not None:
@@ -52,6 +67,38 @@ def run_evals(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_d
 
         results["hierarchy"], plot = run_hierarchy(section.hierarchy, cfg, plots_dir, progress)
         plots.append(plot)
+    return results, plots
+
+
+def _key(stage: str, settings: Any, saes: dict[str, SparseAutoencoder], gs: list[int],
+         prepared: Prepared) -> str:
+    """What a stage's result depends on: its settings, the views, the LM and hook, and the
+    SAEs' names and weights."""
+    digest = hashlib.sha256(json.dumps(
+        [stage, settings, gs, getattr(prepared.lm, "name", None), str(prepared.hook)],
+        sort_keys=True, default=str).encode())
+    for name, sae in saes.items():
+        digest.update(name.encode())
+        digest.update(weights_digest(sae).digest())
+    return digest.hexdigest()
+
+
+def _reused(record: Path, plots_dir: Path, key: str,
+            compute: Callable[[], tuple[dict[str, Any], list[Path]]]
+            ) -> tuple[dict[str, Any], list[Path]]:
+    """A finished stage's results and plots when `record` holds them for the same `key` and
+    the plots are still there (a second `psae run` redoes nothing); else computed, recorded."""
+    if record.is_file():
+        try:
+            saved = json.loads(record.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            saved = {}
+        plots = [plots_dir / name for name in saved.get("plots", [])]
+        if saved.get("key") == key and plots and all(p.is_file() for p in plots):
+            return saved["results"], plots
+    results, plots = compute()
+    write_json_atomic(record, {"key": key, "results": results,
+                               "plots": [p.name for p in plots]})
     return results, plots
 
 

@@ -10,7 +10,6 @@ ends with the same records as an uninterrupted run (the samples do not depend on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -28,6 +27,7 @@ from progressive_sae.interp.config import InterpConfig, RecordsConfig
 from progressive_sae.interp.records import POOL_FIELDS, WINDOW_FIELDS, LatentRecords
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.io import weights_digest
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -238,10 +238,8 @@ class _State:
 
 
 def _fingerprint(sae: SparseAutoencoder, source: Any, cfg: RecordsConfig) -> str:
-    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(sae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    digest = weights_digest(sae)
+    digest.update(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
     digest.update(f"{getattr(source, 'dir', '')}:{len(source)}".encode())
     return digest.hexdigest()
 

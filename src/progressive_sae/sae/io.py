@@ -8,6 +8,7 @@ permuted file serves every size: `load_sae(path, granularity=G)` equals
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def build_sae(cfg: SAEConfig) -> SparseAutoencoder:
 def sae_state(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
     """Every tensor that defines the SAE, contiguous and on CPU, by name."""
     return {name: t.detach().cpu().contiguous() for name, t in sae.state_dict().items()}
+
+
+def weights_digest(sae: SparseAutoencoder) -> hashlib._Hash:
+    """A sha256 over the SAE's tensors (names and fp32 values): the same weights, the same
+    digest. Returned unfinished, so a caller can add its own settings before hexdigest()."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(sae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest
 
 
 def write_sae_files(sae: SparseAutoencoder, folder: Path) -> None:
