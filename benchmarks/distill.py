@@ -56,11 +56,11 @@ TUNE_BATCH = 1024
 FULL_BATCH = 4096
 HOOK = "layers.2"
 VARIANTS = {
-    "kmeans_mean_refit3": DistillConfig(),
+    "kmeans_mean_refit3_mincos0.5": DistillConfig(),
+    "kmeans_mean_refit3_all": DistillConfig(min_cosine=-1.0),
     "kmeans_mean_norefit": DistillConfig(refit_rounds=0),
     "kmeans_mean_refit1": DistillConfig(refit_rounds=1),
     "kmeans_lstsq_refit3": DistillConfig(encoder_fit="lstsq"),
-    "kmeans_mean_refit3_mincos0.5": DistillConfig(min_cosine=0.5),
     "seeds_only_refit3": DistillConfig(min_cosine=1.01),
     "agglomerative_mean_refit3": DistillConfig(families="agglomerative"),
 }

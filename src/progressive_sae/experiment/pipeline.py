@@ -173,8 +173,10 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
     main_topk = _main_topk(cfg, runs)
     for g in tqdm(cfg.grid.resolved_distill() if main_topk else [], desc="distill",
                   unit="sae", disable=not progress):
-        saes[f"{main_topk}+distilled-{g}"] = distilled(main_topk, saes[main_topk], g,
-                                                       prepared.train, cfg.out)
+        name = f"{main_topk}+distilled-{g}"
+        saes[name], fresh = distilled(main_topk, saes[main_topk], g, prepared.train, cfg.out)
+        if fresh:  # points scored for an earlier distillation are stale
+            log.forget(name)
     return Catalogue(saes, runs, external, stats)
 
 

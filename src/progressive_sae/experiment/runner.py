@@ -201,17 +201,20 @@ def permuted(
 
 
 def distilled(name: str, sae: SparseAutoencoder, granularity: int, data: object, out: Path
-              ) -> SparseAutoencoder:
+              ) -> tuple[SparseAutoencoder, bool]:
     """`sae` distilled to `granularity` latents (progressive_sae.distill, defaults, no
-    fine-tune), saved under out/saes (reused when there)."""
-    from progressive_sae.distill import distill
+    fine-tune), saved under out/saes; reused when there and made with today's settings.
+    Also returns whether it was made anew."""
+    from progressive_sae.distill import METADATA_KEY, DistillConfig, distill
 
     folder = out / "saes" / f"{name}+distilled-{granularity}"
     if folder.is_dir():
-        return load_sae(folder, device=sae.W_dec.device)
+        saved = load_sae(folder, device=sae.W_dec.device)
+        if saved.cfg.metadata.get(METADATA_KEY, {}).get("config") == DistillConfig().to_dict():
+            return saved, False
     result, _ = distill(sae, data, granularity)
     save_sae(result, folder, overwrite=True)
-    return result
+    return result, True
 
 
 class EvaluationLog:
