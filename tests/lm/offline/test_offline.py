@@ -35,6 +35,7 @@ from progressive_sae.lm.offline.tokenizer import (
 from progressive_sae.lm.offline.train_lm import (
     FIRST_WINDOWS,
     heldout_cross_entropy,
+    make_model,
     train_offline_lm,
 )
 from progressive_sae.lm.offline.windows import token_stream, windows_at
@@ -198,3 +199,12 @@ def test_shipped_checkpoint_beats_bigram_and_matches_its_metrics(corpus):
         assert ce == pytest.approx(metrics["heldout_first_windows"]["ce"], abs=0.02)
     else:  # another CPython: other docstrings, so only a loose check
         assert ce < metrics["bigram_heldout_ce"] + 1.0
+
+
+def test_model_init_is_seeded_without_touching_the_global_rng():
+    cfg = LMTrainConfig(vocab_size=64, n_positions=16, n_embd=32, n_layer=1, n_head=2)
+    state = torch.random.get_rng_state()
+    first, second = make_model(cfg, special_id=0), make_model(cfg, special_id=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert torch.equal(a, b)

@@ -62,8 +62,11 @@ def make_model(cfg: LMTrainConfig, special_id: int):
         eos_token_id=special_id, tie_word_embeddings=True,
         use_cache=False,
     )
-    torch.manual_seed(cfg.seed)
-    model = GPT2LMHeadModel(config)
+    # transformers initialises weights from the global RNG: seed it inside a forked RNG, so
+    # the same seed gives the same model and the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = GPT2LMHeadModel(config)
     model.config._attn_implementation = cfg.attn_implementation
     return model
 
