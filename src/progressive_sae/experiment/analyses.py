@@ -44,6 +44,7 @@ from progressive_sae.analysis.splitting import (
 )
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.experiment.runner import main_runs
 from progressive_sae.progressive import ranking
 from progressive_sae.report.claims import DISTILLED
 from progressive_sae.sae.base import SparseAutoencoder
@@ -122,15 +123,9 @@ def run_analyses(cfg: ExperimentConfig, cat: Catalogue, points: Sequence[Frontie
     return result
 
 
-def _main_runs(cfg: ExperimentConfig, cat: Catalogue) -> dict[str, str]:
-    """Family → run name of the runs at the main N and k."""
-    return {r.family: r.name for r in cat.runs.values()
-            if r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k}
-
-
 def _power_law(cfg: ExperimentConfig, cat: Catalogue, result: Analyses, plots_dir: Path) -> None:
     chosen = [r.name for r in cat.runs.values() if r.baseline]
-    chosen += [name for family, name in _main_runs(cfg, cat).items() if family != "TopK"]
+    chosen += [name for family, name in main_runs(cfg, cat.runs).items() if family != "TopK"]
     chosen += cat.external
     for name in chosen:
         result.power_law[name] = dictionary_power_law(cat.saes[name], cat.stats[name])
@@ -153,7 +148,7 @@ def _scaling_law(points: Sequence[FrontierPoint], result: Analyses, plots_dir: P
 
 
 def _splitting(cfg: ExperimentConfig, cat: Catalogue, result: Analyses, plots_dir: Path) -> None:
-    main = _main_runs(cfg, cat)
+    main = main_runs(cfg, cat.runs)
     shown = cfg.eval.similarity_latents
     for family in ("Matryoshka", "TopK"):
         if family in main:
@@ -197,7 +192,7 @@ def block_contrast(sae: SparseAutoencoder, bounds: Sequence[int], max_latents: i
 
 def _activation_mass(cfg: ExperimentConfig, cat: Catalogue, result: Analyses,
                      plots_dir: Path) -> None:
-    for family, name in _main_runs(cfg, cat).items():
+    for family, name in main_runs(cfg, cat.runs).items():
         label = "TopK (unpermuted)" if family == "TopK" else family
         result.activation_mass[label] = activation_mass_curve(cat.stats[name].mean)
         if family == "TopK" and "mean_sq" in cfg.grid.permute_by:

@@ -15,6 +15,7 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import EvalsSection, ExperimentConfig
 from progressive_sae.experiment.config import from_mapping as build
 from progressive_sae.experiment.selection import pick_saes
+from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import weights_digest
 
@@ -55,11 +56,13 @@ def run_evals(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_d
 
     stages = [("absorption", section.absorption, absorption),
               ("probing_erasure", [section.probing, section.erasure], probing_and_erasure)]
+    depends = _dependencies(saes, gs, prepared)
     for name, settings, compute in stages:
         if settings is None or settings == [None, None]:
             continue
-        found, written = _reused(saved / f"{name}.json", plots_dir,
-                                 _key(name, settings, saes, gs, prepared), compute)
+        key = hashlib.sha256(json.dumps([name, settings], sort_keys=True, default=str).encode()
+                             + depends).hexdigest()
+        found, written = _reused(saved / f"{name}.json", plots_dir, key, compute)
         results.update(found)
         plots += written
     if section.hierarchy is not None:
@@ -70,17 +73,16 @@ def run_evals(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_d
     return results, plots
 
 
-def _key(stage: str, settings: Any, saes: dict[str, SparseAutoencoder], gs: list[int],
-         prepared: Prepared) -> str:
-    """What a stage's result depends on: its settings, the views, the LM and hook, and the
-    SAEs' names and weights."""
+def _dependencies(saes: dict[str, SparseAutoencoder], gs: list[int], prepared: Prepared
+                  ) -> bytes:
+    """What every stage's result depends on besides its settings: the views, the LM and hook,
+    and the SAEs' names and weights (hashed once for all stages)."""
     digest = hashlib.sha256(json.dumps(
-        [stage, settings, gs, getattr(prepared.lm, "name", None), str(prepared.hook)],
-        sort_keys=True, default=str).encode())
+        [gs, getattr(prepared.lm, "name", None), str(prepared.hook)], default=str).encode())
     for name, sae in saes.items():
         digest.update(name.encode())
         digest.update(weights_digest(sae).digest())
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def _reused(record: Path, plots_dir: Path, key: str,
@@ -88,14 +90,13 @@ def _reused(record: Path, plots_dir: Path, key: str,
             ) -> tuple[dict[str, Any], list[Path]]:
     """A finished stage's results and plots when `record` holds them for the same `key` and
     the plots are still there (a second `psae run` redoes nothing); else computed, recorded."""
-    if record.is_file():
-        try:
-            saved = json.loads(record.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            saved = {}
-        plots = [plots_dir / name for name in saved.get("plots", [])]
-        if saved.get("key") == key and plots and all(p.is_file() for p in plots):
-            return saved["results"], plots
+    try:
+        saved = read_json_object(record, f"{record} is missing")
+    except PSAEError:  # missing or damaged: computed again
+        saved = {}
+    plots = [plots_dir / name for name in saved.get("plots", [])]
+    if saved.get("key") == key and plots and all(p.is_file() for p in plots):
+        return saved["results"], plots
     results, plots = compute()
     write_json_atomic(record, {"key": key, "results": results,
                                "plots": [p.name for p in plots]})

@@ -22,6 +22,7 @@ from progressive_sae.experiment.runner import (
     EvaluationLog,
     PlannedRun,
     distilled,
+    main_runs,
     permuted,
     planned_runs,
     prepare_data,
@@ -170,7 +171,7 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
         stats[name] = latent_statistics(sae, prepared.rank, batch_size=cfg.eval.batch_size)
         for by in cfg.grid.permute_by:
             saes[f"{name}+{by}"] = permuted(name, sae, stats[name], by, cfg.out)
-    main_topk = _main_topk(cfg, runs)
+    main_topk = main_runs(cfg, runs).get("TopK")
     for g in tqdm(cfg.grid.resolved_distill() if main_topk else [], desc="distill",
                   unit="sae", disable=not progress):
         name = f"{main_topk}+distilled-{g}"
@@ -178,12 +179,6 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
         if fresh:  # points scored for an earlier distillation are stale
             log.forget(name)
     return Catalogue(saes, runs, external, stats)
-
-
-def _main_topk(cfg: ExperimentConfig, runs: dict) -> str | None:
-    """The TopK run at N and k (the one the paper permutes and truncates), if planned."""
-    return next((r.name for r in runs.values() if r.family == "TopK"
-                 and r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k), None)
 
 
 def permuted_label(family: str, by: str) -> str:
@@ -200,8 +195,7 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
         if name in cat.saes:
             jobs.extend((series, name, g) for g in usable_granularities(cat.saes[name], sizes))
 
-    main_runs = [r for r in cat.runs.values() if r.num_latents == n and r.k == k]
-    for run in main_runs:
+    for run in (r for r in cat.runs.values() if r.num_latents == n and r.k == k):
         label = run.family if run.family != "TopK" else "TopK, unpermuted"
         along(label, run.name, gs)
         for by in grid.permute_by:
@@ -221,7 +215,7 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
             along(f"sparsity: {family} @{g}", name, [g])
         if run.family == "TopK" and run.k != k:  # more (N, k, G) points for the scaling law
             along(f"scaling: TopK-k{run.k} permuted by E[z²]", name, gs)
-    main_topk = _main_topk(cfg, cat.runs)
+    main_topk = main_runs(cfg, cat.runs).get("TopK")
     for g in cfg.grid.resolved_distill() if main_topk else []:
         along(DISTILLED, f"{main_topk}+distilled-{g}", [g])
     for name in cat.external:
@@ -234,8 +228,7 @@ def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str,
 def other_mode_jobs(cfg: ExperimentConfig, cat: Catalogue, mode: str) -> list:
     """Matryoshka and permuted TopK at the Matryoshka sizes, scored in `mode` too, so the
     claims comparing them can say where the paper's result holds in either mode."""
-    main = {r.family: r.name for r in cat.runs.values()
-            if r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k}
+    main = main_runs(cfg, cat.runs)
     if "Matryoshka" not in main or "TopK" not in main or "mean_sq" not in cfg.grid.permute_by:
         return []
     sizes = [g for g in cfg.grid.resolved_matryoshka() if g < cfg.grid.num_latents]

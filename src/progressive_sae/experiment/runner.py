@@ -200,6 +200,12 @@ def permuted(
     return result
 
 
+def main_runs(cfg: ExperimentConfig, runs: dict[str, PlannedRun]) -> dict[str, str]:
+    """Family → run name of the runs at the main N and k (the ones the paper compares)."""
+    return {r.family: r.name for r in runs.values()
+            if r.num_latents == cfg.grid.num_latents and r.k == cfg.grid.k}
+
+
 def distilled(name: str, sae: SparseAutoencoder, granularity: int, data: object, out: Path
               ) -> tuple[SparseAutoencoder, bool]:
     """`sae` distilled to `granularity` latents (progressive_sae.distill, defaults, no
