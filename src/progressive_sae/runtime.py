@@ -38,9 +38,9 @@ def configure_cpu_allocator() -> bool:
     huge-page allocation (THP_MEM_ALLOC_ENABLE, which it reads at its first large
     allocation) a fault brings in 2 MiB. Measured at d=768, N=16384, B=4096, 48 TopK steps
     on 2 cores: peak RSS 888–902 MB against 975–1006 with glibc's defaults, at the same step
-    time within this machine's noise; own mappings without huge pages cost 100–150 ms a step. Without huge pages (or when the
-    user set THP_MEM_ALLOC_ENABLE=0, or PyTorch read it before this ran) glibc's defaults
-    stay. Returns whether the large-mapping setting took effect.
+    time within this machine's noise; own mappings without huge pages cost 100–150 ms a step.
+    Without huge pages (or when the user set THP_MEM_ALLOC_ENABLE=0, or PyTorch read it
+    before this ran) glibc's defaults stay. Returns whether the large-mapping setting took effect.
     """
     if not sys.platform.startswith("linux") or not huge_pages_available():
         return False
