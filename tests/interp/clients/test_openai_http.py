@@ -54,8 +54,10 @@ def test_answers_come_from_the_model_behind_the_server(smollm2, direct, monkeypa
     assert [a.text for a in answers] == direct
     assert all(a.ok and not a.cached for a in answers)
     assert server.hits == 2
-    assert "response_format" not in server.bodies[0]
-    assert server.bodies[1]["response_format"] == {"type": "json_object"}
+    # The two requests go out concurrently: match each body to its request by its last message.
+    by_prompt = {body["messages"][-1]["content"]: body for body in server.bodies}
+    assert "response_format" not in by_prompt["Name one fruit."]
+    assert by_prompt['Give {"colour": a colour}.']["response_format"] == {"type": "json_object"}
     assert server.authorizations == ["Bearer sk-secret-123"] * 2
     assert "sk-secret" not in repr(client) and "sk-secret" not in client.model_id
     assert client.stats.to_dict() == {"calls": 2, "cache_hits": 0, "failures": 0, "retries": 0}
