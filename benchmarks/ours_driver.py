@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--granularities", default="", help="Matryoshka sizes, comma-separated")
     parser.add_argument("--lr", type=float, default=None, help="override the default lr")
     parser.add_argument("--warmup", type=int, default=None, help="override the warm-up steps")
+    parser.add_argument("--matmul-dtype", default="auto",
+                        help="selection matmul dtype: auto, float32 or bfloat16")
     args = parser.parse_args()
     stdout = common.claim_stdout()
     common.seed_and_threads(args.seed, args.threads)
@@ -49,7 +51,7 @@ def main() -> None:
     cfg = TrainConfig(
         num_latents=args.num_latents, k=args.k, batch_size=args.batch_size,
         total_tokens=args.batch_size * args.steps, granularities=granularities, lr=args.lr,
-        seed=args.seed, device=args.device,
+        seed=args.seed, device=args.device, matmul_dtype=args.matmul_dtype,
         **({"lr_warmup_steps": args.warmup} if args.warmup is not None else {}),
     )
     clock = common.StepClock(args.device)

@@ -78,9 +78,12 @@ def test_matryoshka_errors_on_cuda_match_the_cpu_reference():
     W = torch.randn(N, D, generator=g)
     target = torch.randn(B, D, generator=g)
     sizes = torch.tensor([16, 64, N])
-    ref_sq, ref_res = nested_squared_errors_reference(values, indices, W, sizes, target)
-    sq, res = nested_squared_errors(values.cuda(), indices.cuda(), W.cuda(), sizes.cuda(),
-                                    target.cuda())
+    weights = torch.tensor([0.5, 0.3, 0.2])
+    ref_loss, ref_sq, ref_res = nested_squared_errors_reference(values, indices, W, sizes,
+                                                                target, weights)
+    loss, sq, res = nested_squared_errors(values.cuda(), indices.cuda(), W.cuda(),
+                                          sizes.cuda(), target.cuda(), weights.cuda())
+    torch.testing.assert_close(loss.cpu(), ref_loss, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(sq.cpu(), ref_sq, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(res.cpu(), ref_res, rtol=1e-4, atol=1e-4)
 

@@ -224,8 +224,20 @@ def eval_fvu(
 
 
 def peak_rss_mb() -> float:
-    """High-water RSS of this process so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """High-water RSS of this process's own memory so far.
+
+    Read from VmHWM, not ru_maxrss: Python starts subprocesses with vfork, and exec then
+    carries the parent's peak into the child's ru_maxrss (measured: a child of an 800 MB
+    parent reported 813 MB against 13 MB of its own), so every driver would report the
+    benchmark's own peak whenever that was higher.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, StopIteration):  # no /proc: macOS reports ru_maxrss in bytes
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
 
 
 def current_rss_mb() -> float:

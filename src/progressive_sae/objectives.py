@@ -107,12 +107,11 @@ def sae_loss(
             nested_squared_errors_reference if sae.use_reference_kernels
             else nested_squared_errors
         )
-        sq, residual = errors(code.values, code.indices, sae.W_dec, granularities, x - sae.b_dec)
-        per_size = sq / tv
         if weights is None:
-            weights = per_size.new_full(per_size.shape, 1.0 / per_size.numel())
-        loss = (weights * per_size).sum()
-        fvu = per_size[-1]
+            weights = tv.new_full(granularities.shape, 1.0 / granularities.numel())
+        loss, sq, residual = errors(code.values, code.indices, sae.W_dec, granularities,
+                                    x - sae.b_dec, weights.to(tv.dtype) / tv.detach())
+        fvu = sq[-1] / tv
 
     aux_loss = x.new_zeros(())
     if aux_code is not None and aux_code.values.shape[1] > 0:

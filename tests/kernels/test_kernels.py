@@ -150,9 +150,12 @@ def test_nested_squared_errors_match_dense_reconstructions(granularities):
     results = []
     for errors in (nested_squared_errors, nested_squared_errors_reference):
         v, w, t = (a.clone().requires_grad_() for a in (values, W, target))
-        sq, residual = errors(v, indices, w, sizes, t)
-        (weights * sq).sum().backward()
-        results.append((sq, residual, v.grad, w.grad, t.grad))
+        loss, sq, residual = errors(v, indices, w, sizes, t, weights)
+        (3.0 * loss).backward()  # an upstream gradient other than 1 scales every gradient
+        results.append((loss, sq, residual, v.grad, w.grad, t.grad))
+        with torch.no_grad():  # without gradients: the same values
+            assert torch.allclose(errors(v, indices, w, sizes, t, weights)[1], sq)
+    torch.testing.assert_close(results[0][0], (weights * results[0][1]).sum())
     for fast, ref in zip(*results):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
 
@@ -167,18 +170,19 @@ def test_auto_selection_dtype_is_bf16_only_where_the_cpu_multiplies_it_natively(
 
 
 def test_nested_squared_errors_second_backward_decodes_again():
-    # The backward overwrites the saved group decodes with gradients; a second backward
-    # (retain_graph) must decode them again and give the same gradients.
+    # The backward releases the gradients the forward computed, group by group; a second
+    # backward (retain_graph) must decode and walk again and give the same gradients.
     g = torch.Generator().manual_seed(7)
     values, indices = random_code(g)
     W = torch.randn(N, D, generator=g)
     target = torch.randn(B, D, generator=g)
     v, w, t = (a.clone().requires_grad_() for a in (values, W, target))
-    sq, _ = nested_squared_errors(v, indices, w, torch.tensor([8, 24, 48, N]), t)
-    sq.sum().backward(retain_graph=True)
+    loss, _, _ = nested_squared_errors(v, indices, w, torch.tensor([8, 24, 48, N]), t,
+                                       torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    loss.backward(retain_graph=True)
     first = (v.grad.clone(), w.grad.clone(), t.grad.clone())
     v.grad = w.grad = t.grad = None
-    sq.sum().backward()
+    loss.backward()
     for a, b in zip(first, (v.grad, w.grad, t.grad)):
         torch.testing.assert_close(a, b)
 

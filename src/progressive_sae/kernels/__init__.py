@@ -3,7 +3,8 @@
 * `sparse_decode` / `sparse_decode_reference`: x̂ = zᵀ W_dec from a sparse code.
 * `prefix_decode` / `prefix_decode_reference`: every Matryoshka reconstruction from one
   sparse decode with running sums over the groups; `nested_squared_errors` streams their
-  squared errors (the Matryoshka loss) without materialising the B × |M| × d reconstructions.
+  squared errors and their weighted sum (the Matryoshka loss) without materialising the
+  B × |M| × d reconstructions.
 * `sparse_encode` / `sparse_encode_reference`: one dense encode, an activation rule, and a
   backward pass that touches only the selected latents of each input. With the rules of
   `block_rules` (what training uses) the encode runs over blocks of rows, so the B × N
