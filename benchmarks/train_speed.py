@@ -5,7 +5,8 @@
 
 All trainers run in their own processes (peers in their own virtual environments with
 torch held at 2.13.0) on the same synthetic activations, read in the same order, and are
-scored by the same FVU code on the same held-out rows. Prints a table and writes
+scored by the same FVU code on the same held-out rows; ours run --repeats times each,
+interleaved, and report the median step over all of those runs. Prints a table and writes
 benchmarks/results/train_speed.json (train_speed_cuda.json on a GPU). Time it on an
 otherwise idle machine. On a GPU, sparsify runs its Triton kernels and SAELens its sparse
 activations (dense where those fail); --wheels installs the peers from wheels prepared
@@ -167,6 +168,23 @@ def parse_only(text: str) -> list[str]:
     return names
 
 
+def pool_runs(records: list[dict]) -> dict:
+    """One record from repeated runs of a trainer: the median over every timed step of all
+    of them (this machine's speed drifts between processes by ±10%), the highest peak RSS,
+    and the FVU, which must agree (the runs are seeded alike)."""
+    if len({r["fvu"] for r in records}) != 1:
+        raise SystemExit(f"repeated runs disagree on FVU: {[r['fvu'] for r in records]}")
+    skip = records[0]["config"]["warmup_steps_excluded"]
+    steps = [t for r in records for t in r["step_ms_all"][skip:]]
+    step_ms = statistics.median(steps)
+    batch = records[0]["tokens"] // records[0]["steps"]
+    return records[0] | {
+        "step_ms": step_ms, "tokens_per_s": batch / (step_ms / 1000.0),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
+        "step_ms_per_run": [r["step_ms"] for r in records],
+    }
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -183,8 +201,12 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="processes per trainer of ours (TopK and Matryoshka alternate)")
     args = parser.parse_args()
     only = ["ours"] if args.skip_peers else parse_only(args.only)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: expected at least 1")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available here")
@@ -196,12 +218,14 @@ def main() -> None:
     floor = encode_floor(device)
     runs: dict[str, dict] = {}
     if "ours" in only:
-        runs["topk"] = run_driver(Path(sys.executable), HERE / "ours_driver.py", train, held,
-                                  args.steps, scratch / "topk.json", args.device)
-        runs["matryoshka"] = run_driver(
-            Path(sys.executable), HERE / "ours_driver.py", train, held, args.steps,
-            scratch / "matryoshka.json", args.device,
-            ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))])
+        ours = {"topk": [], "matryoshka": []}
+        matryoshka = ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))]
+        for r in range(args.repeats):  # interleaved, so a slow spell hits both alike
+            for name, extra in (("topk", []), ("matryoshka", matryoshka)):
+                ours[name].append(run_driver(
+                    Path(sys.executable), HERE / "ours_driver.py", train, held, args.steps,
+                    scratch / f"{name}_{r}.json", args.device, extra))
+        runs |= {name: pool_runs(records) for name, records in ours.items()}
     for name in ("sparsify", "saelens"):
         if name not in only:
             continue
@@ -246,7 +270,9 @@ def main() -> None:
         "peak_rss_mb": runs["topk"]["peak_rss_mb"] if "topk" in runs else None,
         "matryoshka_peak_rss_mb": (runs["matryoshka"]["peak_rss_mb"]
                                    if "matryoshka" in runs else None),
-        "runs": {name: {k: r.get(k) for k in ("step_ms", "tokens_per_s", "peak_rss_mb", "fvu")}
+        "repeats_of_ours": args.repeats if "ours" in only else None,
+        "runs": {name: {k: r.get(k) for k in ("step_ms", "tokens_per_s", "peak_rss_mb", "fvu",
+                                              "step_ms_per_run")}
                  | {"peak_gpu_mb": r["config"].get("peak_gpu_mb")}
                  for name, r in runs.items()},
     }
@@ -276,8 +302,10 @@ def main() -> None:
           f"selection dtype chosen: {selection}")
     print(f"{'trainer':<22}{'step ms':>10}{'tokens/s':>12}{'peak RSS MB':>13}{'FVU':>9}")
     for name, r in runs.items():
+        each = r.get("step_ms_per_run")
         print(f"{name:<22}{r['step_ms']:>10.0f}{r['tokens_per_s']:>12,.0f}"
-              f"{r['peak_rss_mb']:>13,.0f}{r['fvu']:>9.4f}")
+              f"{r['peak_rss_mb']:>13,.0f}{r['fvu']:>9.4f}"
+              + (f"   (runs: {', '.join(f'{t:.0f}' for t in each)} ms)" if each else ""))
     if "topk" in runs:
         print(f"TopK step / fastest exact (fp32) encode: {result['topk_over_fp32_floor']:.2f}; "
               f"/ fastest float encode: {result['topk_over_floor']:.2f} "
