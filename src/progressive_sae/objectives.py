@@ -65,6 +65,27 @@ def dead_latent_selector(dead: torch.Tensor, k_aux: int) -> DeadTopK:
     return DeadTopK(dead, k_aux)
 
 
+DENSE_AUX_FACTOR = 2
+"""AuxK runs as dense products over the dead latents' columns when there are at most this
+many times k_aux of them. Each row then keeps half or more of them, and as a sparse code
+that is B·k_aux entries that each gather a d-row of the weights. Measured cost of AuxK in
+the loss's forward + backward at B=4096, N=16384, d=768, k_aux=384 on 2 cores, sparse →
+dense: 64 dead latents 165 → 50 ms, 368: 452 → 106 ms, 768: 509 → 213 ms (peak RSS within
+35 MB); at 1536 the two were within 7%, at 2048 the sparse code was 10% faster."""
+
+
+def dead_latents_decode(
+    sae: SparseAutoencoder, x: torch.Tensor, dead_idx: torch.Tensor, width: int
+) -> torch.Tensor:
+    """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations among the
+    latents `dead_idx`, by dense fp32 products over their columns only (plain autograd)."""
+    pre = torch.addmm(sae.b_enc[dead_idx], x - sae.b_dec, sae.W_enc[dead_idx].t())
+    if width < dead_idx.numel():
+        keep = pre.detach().topk(width, dim=1, sorted=False).indices
+        pre = pre * torch.zeros_like(pre).scatter_(1, keep, 1.0)
+    return pre.clamp_min(0) @ sae.W_dec[dead_idx]
+
+
 def training_selector(sae: SparseAutoencoder) -> RowRule | BatchRule:
     """The SAE's own rule, run on blocks of rows so that the encode never holds the whole
     B × N pre-activation matrix. TopK decides each row alone; BatchTopK's batch rule (and
@@ -91,8 +112,13 @@ def sae_loss(
     reconstruction. `dead` (bool [N]) enables AuxK over the dead latents.
     """
     x = x.to(sae.W_dec.dtype)
+    dead_idx = dead.nonzero().squeeze(1) if dead is not None and auxk_alpha > 0 else None
+    if dead_idx is not None and dead_idx.numel() == 0:
+        dead_idx = None
+    dense_aux = (dead_idx is not None and not sae.use_reference_kernels
+                 and dead_idx.numel() <= DENSE_AUX_FACTOR * k_aux)
     aux_select = None
-    if dead is not None and auxk_alpha > 0 and bool(dead.any()):
+    if dead_idx is not None and not dense_aux:
         aux_select = dead_latent_selector(dead, k_aux)
     code, aux_code = sae.encode_with(x, training_selector(sae), aux_select)
     tv = total_variance(x, all_reduce)
@@ -114,10 +140,12 @@ def sae_loss(
         fvu = sq[-1] / tv
 
     aux_loss = x.new_zeros(())
-    if aux_code is not None and aux_code.values.shape[1] > 0:
-        residual_hat = sae.decode_latents(aux_code)
+    if dead_idx is not None:
+        width = min(k_aux, dead_idx.numel())
+        residual_hat = (dead_latents_decode(sae, x, dead_idx, width) if dense_aux
+                        else sae.decode_latents(aux_code))
         # Fewer dead latents than k_aux: shrink the term as Gao et al.'s reference does.
-        scale = min(1.0, aux_code.values.shape[1] / k_aux)
+        scale = width / k_aux
         aux_loss = scale * (residual_hat - residual).pow(2).sum() / total_variance(
             residual, all_reduce
         )

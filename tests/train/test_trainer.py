@@ -20,27 +20,33 @@ def test_topk_recovers_ground_truth_features(synthetic):
     torch.testing.assert_close(norms, torch.ones_like(norms))
 
 
+# 28 dead latents with k_aux=12 take the sparse AuxK path (more than DENSE_AUX_FACTOR·k_aux);
+# 20 with k_aux=10 the dense one over the dead columns, where some rows have more than 10
+# positive pre-activations among them; 8 with k_aux=12 the dense one keeping all of them.
+@pytest.mark.parametrize(("num_dead", "k_aux"), [(28, 12), (20, 10), (8, 12)])
 @pytest.mark.parametrize("objective", [
     {}, {"granularities": [8, 32, 96]}, {"activation": "batchtopk"},
     {"granularities": [16, 64], "activation": "batchtopk"},
 ])
-def test_training_step_gradients_match_dense_reference(objective):
+def test_training_step_gradients_match_dense_reference(objective, num_dead, k_aux):
     torch.manual_seed(0)
     x = torch.randn(256, 24) + 2.0
     granularities = objective.get("granularities")
     cfg = SAEConfig(d_in=24, num_latents=128, k=8, activation=objective.get("activation", "topk"),
                     granularities=granularities)
     dead = torch.zeros(128, dtype=torch.bool)
-    dead[100:] = True
+    dead[128 - num_dead:] = True
     grads = []
     for reference in (False, True):
         sae = build_sae(cfg)
         sae.reset_parameters(torch.Generator().manual_seed(1))
         sae.use_reference_kernels = reference
         g = torch.tensor(cfg.granularities) if granularities else None
-        parts = sae_loss(sae, x, granularities=g, dead=dead, k_aux=12)
+        parts = sae_loss(sae, x, granularities=g, dead=dead, k_aux=k_aux)
         parts.loss.backward()
-        grads.append({n: p.grad.clone() for n, p in sae.named_parameters()} | {"loss": parts.loss})
+        grads.append({n: p.grad.clone() for n, p in sae.named_parameters()}
+                     | {"loss": parts.loss, "aux_loss": parts.aux_loss})
+    assert float(grads[0]["aux_loss"]) > 0  # AuxK ran
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6)
 
