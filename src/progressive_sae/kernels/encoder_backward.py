@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from progressive_sae.kernels.block_rules import BlockRule, Code, concat_rows
 from progressive_sae.kernels.row_accumulate import accumulate_rows
+from progressive_sae.kernels.sparse_decode import entry_dots
 
-_SUM_MODE = 0
 BLOCK_BYTES = 64 << 20
 """Largest block of pre-activations: 1024 rows at N=16384 in fp32."""
 BLOCK_ROWS = 1024
@@ -45,9 +45,7 @@ def _exact_values(
     offsets = torch.arange(0, batch * width, width, device=x_c.device)
     bag = torch.arange(batch, device=x_c.device).repeat_interleave(width)
     flat = indices.reshape(-1)
-    dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-        x_c, W_enc, flat, offsets, bag, _SUM_MODE, -1
-    )
+    dots = entry_dots(x_c, W_enc, flat, offsets, bag)
     return dots.view(batch, width) + b_enc[indices]
 
 

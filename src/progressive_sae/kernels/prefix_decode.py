@@ -11,9 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from progressive_sae.kernels.row_accumulate import accumulate_rows
-from progressive_sae.kernels.sparse_decode import bagged_decode
-
-_SUM_MODE = 0  # aten's enum value for embedding_bag mode="sum"
+from progressive_sae.kernels.sparse_decode import bagged_decode, entry_dots
 
 
 def group_contributions(
@@ -184,9 +182,7 @@ class _NestedSquaredErrors(torch.autograd.Function):
             bag = sorted_key[a:b] - g * batch
             offsets = bag_starts[g * batch:(g + 1) * batch] - a
             if want_values and b > a:
-                grad_sorted[a:b] = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                    grad_part, W_dec, flat_indices[a:b], offsets, bag, _SUM_MODE, -1
-                )
+                grad_sorted[a:b] = entry_dots(grad_part, W_dec, flat_indices[a:b], offsets, bag)
             if want_W:
                 lo, hi = bounds[g], bounds[g + 1]
                 if b > a:

@@ -15,6 +15,18 @@ from progressive_sae.kernels.row_accumulate import accumulate_rows
 _SUM_MODE = 0  # aten's enum value for embedding_bag mode="sum"
 
 
+def entry_dots(
+    rows: torch.Tensor, weight: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor,
+    bag_of_entry: torch.Tensor,
+) -> torch.Tensor:
+    """rows[bag_of_entry[e]] · weight[indices[e]] for every entry e (entries sorted by bag,
+    `offsets` = each bag's first entry): one dot product per entry, never a dense B × N
+    product. It is the per-sample-weight gradient of an embedding_bag, which aten exposes."""
+    return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+        rows, weight, indices, offsets, bag_of_entry, _SUM_MODE, -1
+    )
+
+
 class _BaggedDecode(torch.autograd.Function):
     """out[bag] = Σ_{e in bag} values[e] · weight[indices[e]]; entries are sorted by bag."""
 
@@ -32,9 +44,9 @@ class _BaggedDecode(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         grad_values = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_values = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad_out, weight, indices, offsets, bag_of_entry, _SUM_MODE, -1
-            ).to(values.dtype)
+            grad_values = entry_dots(grad_out, weight, indices, offsets, bag_of_entry).to(
+                values.dtype
+            )
         if ctx.needs_input_grad[4]:
             grad_weight = accumulate_rows(
                 indices, bag_of_entry, values, grad_out, weight.shape[0]
