@@ -1,6 +1,6 @@
 """Cost of the AuxK term in a training step, sparse code vs dense dead columns.
 
-    python benchmarks/auxk_speed.py [--dead 0,64,368,768,1536,2048] [--k-aux 384]
+    python benchmarks/auxk_speed.py [--dead 0,64,368,768,1152,1536,2048] [--k-aux 384]
 
 At the training benchmark's shape (d=768, N=16384, k=32, B=4096, bf16 selection where the
 CPU has it) times the loss's forward + backward with a given number of dead latents, once
@@ -41,7 +41,7 @@ def loss_ms(sae, x: torch.Tensor, dead: torch.Tensor | None, k_aux: int, repeats
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dead", default="0,64,368,768,1536,2048",
+    parser.add_argument("--dead", default="0,64,368,768,1152,1536,2048",
                         help="dead latent counts, comma-separated")
     parser.add_argument("--k-aux", type=int, default=384, help="the trainer's default at d=768")
     parser.add_argument("--repeats", type=int, default=5)

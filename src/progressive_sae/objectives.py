@@ -65,13 +65,13 @@ def dead_latent_selector(dead: torch.Tensor, k_aux: int) -> DeadTopK:
     return DeadTopK(dead, k_aux)
 
 
-DENSE_AUX_FACTOR = 2
+DENSE_AUX_FACTOR = 4
 """AuxK runs as dense products over the dead latents' columns when there are at most this
-many times k_aux of them. Each row then keeps half or more of them, and as a sparse code
-that is B·k_aux entries that each gather a d-row of the weights. Measured cost of AuxK in
-the loss's forward + backward at B=4096, N=16384, d=768, k_aux=384 on 2 cores, sparse →
-dense: 64 dead latents 165 → 50 ms, 368: 452 → 106 ms, 768: 509 → 213 ms (peak RSS within
-35 MB); at 1536 the two were within 7%, at 2048 the sparse code was 10% faster."""
+many times k_aux of them; above that, as a sparse code of B·k_aux entries that each gather a
+d-row of the weights. What AuxK adds to the loss's forward + backward at B=4096, N=16384,
+d=768, k_aux=384 on 2 cores (benchmarks/auxk_speed.py), sparse → dense: 368 dead latents
+525 → 117 ms, 768: 517 → 261, 1152: 493 → 322, 1536: 484 → 433; 2048: 667 vs 660. Peak RSS
+stayed within 35 MB of the sparse path's at 368 and 768."""
 
 
 def dead_latents_decode(

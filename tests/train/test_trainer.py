@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from progressive_sae import TrainConfig, Trainer, mean_max_cosine_similarity, train
+from progressive_sae import TrainConfig, Trainer, mean_max_cosine_similarity, objectives, train
 from progressive_sae.objectives import sae_loss
 from progressive_sae.sae import SAEConfig, build_sae
 from progressive_sae.train import trainer as trainer_module
@@ -20,15 +20,17 @@ def test_topk_recovers_ground_truth_features(synthetic):
     torch.testing.assert_close(norms, torch.ones_like(norms))
 
 
-# 28 dead latents with k_aux=12 take the sparse AuxK path (more than DENSE_AUX_FACTOR·k_aux);
-# 20 with k_aux=10 the dense one over the dead columns, where some rows have more than 10
-# positive pre-activations among them; 8 with k_aux=12 the dense one keeping all of them.
-@pytest.mark.parametrize(("num_dead", "k_aux"), [(28, 12), (20, 10), (8, 12)])
+# AuxK's two paths: a sparse code when there are more than DENSE_AUX_FACTOR·k_aux dead
+# latents, dense products over their columns otherwise; (20, 10) has rows with more than 10
+# positive pre-activations among the dead latents, so the dense path's top-k matters.
+@pytest.mark.parametrize(("num_dead", "k_aux", "dense"), [(28, 5, False), (20, 10, True),
+                                                          (8, 12, True)])
 @pytest.mark.parametrize("objective", [
     {}, {"granularities": [8, 32, 96]}, {"activation": "batchtopk"},
     {"granularities": [16, 64], "activation": "batchtopk"},
 ])
-def test_training_step_gradients_match_dense_reference(objective, num_dead, k_aux):
+def test_training_step_gradients_match_dense_reference(objective, num_dead, k_aux, dense):
+    assert (num_dead <= objectives.DENSE_AUX_FACTOR * k_aux) == dense
     torch.manual_seed(0)
     x = torch.randn(256, 24) + 2.0
     granularities = objective.get("granularities")
