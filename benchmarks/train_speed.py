@@ -180,6 +180,7 @@ def pool_runs(records: list[dict]) -> dict:
     batch = records[0]["tokens"] // records[0]["steps"]
     return records[0] | {
         "step_ms": step_ms, "tokens_per_s": batch / (step_ms / 1000.0),
+        "step_ms_mean": statistics.fmean(steps),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
         "step_ms_per_run": [r["step_ms"] for r in records],
     }
@@ -201,7 +202,7 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="processes per trainer of ours (TopK and Matryoshka alternate)")
     args = parser.parse_args()
     only = ["ours"] if args.skip_peers else parse_only(args.only)
@@ -271,8 +272,8 @@ def main() -> None:
         "matryoshka_peak_rss_mb": (runs["matryoshka"]["peak_rss_mb"]
                                    if "matryoshka" in runs else None),
         "repeats_of_ours": args.repeats if "ours" in only else None,
-        "runs": {name: {k: r.get(k) for k in ("step_ms", "tokens_per_s", "peak_rss_mb", "fvu",
-                                              "step_ms_per_run")}
+        "runs": {name: {k: r.get(k) for k in ("step_ms", "step_ms_mean", "tokens_per_s",
+                                              "peak_rss_mb", "fvu", "step_ms_per_run")}
                  | {"peak_gpu_mb": r["config"].get("peak_gpu_mb")}
                  for name, r in runs.items()},
     }
@@ -300,10 +301,12 @@ def main() -> None:
           f"fp16 {floor['fp16_ms']:.1f} ms, fp32 {floor['fp32_ms']:.1f} ms "
           f"(floor {floor_ms:.1f} ms), int8 {floor['int8_ms']:.1f} ms; "
           f"selection dtype chosen: {selection}")
-    print(f"{'trainer':<22}{'step ms':>10}{'tokens/s':>12}{'peak RSS MB':>13}{'FVU':>9}")
+    print(f"{'trainer':<22}{'step ms':>10}{'mean ms':>10}{'tokens/s':>12}{'peak RSS MB':>13}"
+          f"{'FVU':>9}")
     for name, r in runs.items():
         each = r.get("step_ms_per_run")
-        print(f"{name:<22}{r['step_ms']:>10.0f}{r['tokens_per_s']:>12,.0f}"
+        print(f"{name:<22}{r['step_ms']:>10.0f}{r['step_ms_mean']:>10.0f}"
+              f"{r['tokens_per_s']:>12,.0f}"
               f"{r['peak_rss_mb']:>13,.0f}{r['fvu']:>9.4f}"
               + (f"   (runs: {', '.join(f'{t:.0f}' for t in each)} ms)" if each else ""))
     if "topk" in runs:

@@ -275,6 +275,9 @@ def summarize(
     med = statistics.median(step_ms[skip:])
     result: dict[str, Any] = {
         "step_ms": med,
+        # The mean counts the occasional slow step that the median skips over: it is what
+        # a long run's wall time goes by.
+        "step_ms_mean": statistics.fmean(step_ms[skip:]),
         "tokens_per_s": batch_size / (med / 1000.0),
         "peak_rss_mb": peak_rss if peak_rss is not None else peak_rss_mb(),
         "fvu": fvu,
