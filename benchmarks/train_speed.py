@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=int, default=5,
                         help="processes per trainer of ours (TopK and Matryoshka alternate)")
     args = parser.parse_args()
     only = ["ours"] if args.skip_peers else parse_only(args.only)
