@@ -183,6 +183,8 @@ def pool_runs(records: list[dict]) -> dict:
         "step_ms_mean": statistics.fmean(steps),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
         "step_ms_per_run": [r["step_ms"] for r in records],
+        "page_faults_per_step": statistics.median(r.get("page_faults_per_step", 0)
+                                                  for r in records),
     }
 
 
@@ -273,7 +275,8 @@ def main() -> None:
                                    if "matryoshka" in runs else None),
         "repeats_of_ours": args.repeats if "ours" in only else None,
         "runs": {name: {k: r.get(k) for k in ("step_ms", "step_ms_mean", "tokens_per_s",
-                                              "peak_rss_mb", "fvu", "step_ms_per_run")}
+                                              "peak_rss_mb", "fvu", "step_ms_per_run",
+                                              "page_faults_per_step")}
                  | {"peak_gpu_mb": r["config"].get("peak_gpu_mb")}
                  for name, r in runs.items()},
     }

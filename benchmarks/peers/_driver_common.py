@@ -162,7 +162,7 @@ class StepClock:
     """
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        # (wall, cpu) pairs in one list, so that ``marks.clear()`` (used to
+        # (wall, cpu, minor page faults) in one list, so that ``marks.clear()`` (used to
         # drop setup reads) can never leave the two series out of step.
         self.marks: list[tuple[float, float]] = []
         self.loadavg_start: tuple[float, float, float] | None = None
@@ -172,7 +172,8 @@ class StepClock:
         synchronize(self.device)
         if not self.marks:
             self.loadavg_start = os.getloadavg()
-        self.marks.append((time.perf_counter(), time.process_time()))
+        self.marks.append((time.perf_counter(), time.process_time(),
+                           resource.getrusage(resource.RUSAGE_SELF).ru_minflt))
 
     def reset(self) -> None:
         self.marks.clear()
@@ -188,6 +189,10 @@ class StepClock:
     def cpu_durations_ms(self) -> list[float]:
         """Process CPU ms (all threads) of each step."""
         return self._diffs_ms(1)
+
+    def page_faults(self) -> list[int]:
+        """Minor page faults of each step: each is a fresh page the kernel had to zero."""
+        return [int(b[2] - a[2]) for a, b in zip(self.marks, self.marks[1:])]
 
 
 @torch.no_grad()
@@ -296,6 +301,10 @@ def summarize(
     if clock:
         # Process CPU ms per step (all threads), median over the same steps.
         result["step_cpu_ms"] = statistics.median(clock.cpu_durations_ms()[skip:])
+        # Fresh pages faulted in per step (median): memory the allocator returned to the
+        # system and took back, each page zeroed again.
+        result["page_faults_per_step"] = statistics.median(clock.page_faults()[skip:])
+        result["page_faults_all"] = clock.page_faults()
         # 1/5/15-min load averages: above the thread count means other jobs
         # competed for the CPUs and step_ms is inflated.
         result["loadavg_start"] = list(clock.loadavg_start or ())

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from progressive_sae.kernels import nested_squared_errors, nested_squared_errors_reference
 from progressive_sae.kernels.block_rules import BatchRule, DeadTopK, RowRule
@@ -79,11 +80,16 @@ def dead_latents_decode(
 ) -> torch.Tensor:
     """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations among the
     latents `dead_idx`, by dense fp32 products over their columns only (plain autograd)."""
-    pre = torch.addmm(sae.b_enc[dead_idx], x - sae.b_dec, sae.W_enc[dead_idx].t())
+    # Gathered as sparse embeddings: their gradients are sparse and add into the dense
+    # gradients of the main loss in place, where a plain index's backward would make an
+    # N × d zero tensor per weight and then another N × d sum.
+    W_enc = F.embedding(dead_idx, sae.W_enc, sparse=True)
+    W_dec = F.embedding(dead_idx, sae.W_dec, sparse=True)
+    pre = torch.addmm(sae.b_enc[dead_idx], x - sae.b_dec, W_enc.t())
     if width < dead_idx.numel():
         keep = pre.detach().topk(width, dim=1, sorted=False).indices
         pre = pre * torch.zeros_like(pre).scatter_(1, keep, 1.0)
-    return pre.clamp_min(0) @ sae.W_dec[dead_idx]
+    return pre.clamp_min(0) @ W_dec
 
 
 def training_selector(sae: SparseAutoencoder) -> RowRule | BatchRule:

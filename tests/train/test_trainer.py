@@ -155,17 +155,6 @@ def test_gradients_are_freed_right_after_each_update(synthetic, monkeypatch):
     assert len(seen) == 3 and all(all(step) for step in seen)
 
 
-def test_cpu_allocator_uses_own_mappings_only_with_huge_pages(tmp_path):
-    from progressive_sae.runtime import huge_pages_available
-
-    setting = tmp_path / "enabled"
-    for text, expected in (("always [madvise] never", True), ("[always] madvise never", True),
-                           ("always madvise [never]", False)):
-        setting.write_text(text + "\n")
-        assert huge_pages_available(setting) is expected
-    assert huge_pages_available(tmp_path / "missing") is False
-
-
 def test_total_variance_streams_float64_blocks(monkeypatch):
     from progressive_sae import objectives
 

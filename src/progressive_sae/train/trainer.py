@@ -17,7 +17,7 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.json_files import to_json
 from progressive_sae.kernels import fast_matmul_dtype
 from progressive_sae.objectives import LossParts, sae_loss, sample_granularities
-from progressive_sae.runtime import configure_cpu_allocator
+from progressive_sae.runtime import configure_cpu_allocator, release_cpu_memory
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
 from progressive_sae.sae.io import build_sae, save_sae
@@ -253,6 +253,8 @@ class Trainer:
                     self.save_checkpoint()
         finally:
             bar.close()
+            if self.device.type == "cpu":
+                release_cpu_memory()  # the heap kept the steps' temporaries; hand them back
         seconds = time.perf_counter() - started
         sae_path = self._finish()
         done = self.step - start_step
