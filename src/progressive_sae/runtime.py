@@ -41,10 +41,11 @@ def configure_cpu_allocator() -> bool:
     (virtio-balloon free-page reporting) the host has taken those pages back in between, and
     one step in every 2–4 spent another 300–500 ms of system time faulting them in. Kept in
     the heap, freed memory is reused without a fault. Measured at d=768, N=16384, k=32,
-    B=4096, 48 TopK steps on 2 cores (2026-12-02): 190 page faults a step instead of
-    2,300–7,500, median step 560–612 ms against 668–822 and mean 565–619 against 743–805,
-    peak RSS 983 against 919 MB. `release_cpu_memory` hands the free heap back when training
-    ends. Returns whether the setting took effect (glibc on Linux only).
+    B=4096 on 2 cores (2026-12-02), TopK: 190 page faults a step instead of 2,300–7,500;
+    48 steps, median 565 ms and mean 574 against 668 and 743 with own mappings (2 MiB pages);
+    peak RSS after 400 steps 979 MB (own mappings: 1,005 MB after 300). `release_cpu_memory`
+    hands the free heap back when training ends. Returns whether the setting took effect
+    (glibc on Linux only).
     """
     libc = _libc()
     if libc is None:
