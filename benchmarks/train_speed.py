@@ -183,8 +183,7 @@ def pool_runs(records: list[dict]) -> dict:
         "step_ms_mean": statistics.fmean(steps),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in records),
         "step_ms_per_run": [r["step_ms"] for r in records],
-        "page_faults_per_step": statistics.median(r.get("page_faults_per_step", 0)
-                                                  for r in records),
+        "page_faults_per_step": statistics.median(r["page_faults_per_step"] for r in records),
     }
 
 

@@ -163,8 +163,8 @@ class StepClock:
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         # (wall, cpu, minor page faults) in one list, so that ``marks.clear()`` (used to
-        # drop setup reads) can never leave the two series out of step.
-        self.marks: list[tuple[float, float]] = []
+        # drop setup reads) can never leave the series out of step.
+        self.marks: list[tuple[float, float, int]] = []
         self.loadavg_start: tuple[float, float, float] | None = None
         self.device = device
 
@@ -179,20 +179,20 @@ class StepClock:
         self.marks.clear()
         self.loadavg_start = None
 
-    def _diffs_ms(self, which: int) -> list[float]:
-        return [1000.0 * (b[which] - a[which]) for a, b in zip(self.marks, self.marks[1:])]
+    def _diffs(self, which: int) -> list[float]:
+        return [b[which] - a[which] for a, b in zip(self.marks, self.marks[1:])]
 
     def durations_ms(self) -> list[float]:
         """Wall-clock ms of each step."""
-        return self._diffs_ms(0)
+        return [1000.0 * t for t in self._diffs(0)]
 
     def cpu_durations_ms(self) -> list[float]:
         """Process CPU ms (all threads) of each step."""
-        return self._diffs_ms(1)
+        return [1000.0 * t for t in self._diffs(1)]
 
     def page_faults(self) -> list[int]:
         """Minor page faults of each step: each is a fresh page the kernel had to zero."""
-        return [int(b[2] - a[2]) for a, b in zip(self.marks, self.marks[1:])]
+        return [int(n) for n in self._diffs(2)]
 
 
 @torch.no_grad()

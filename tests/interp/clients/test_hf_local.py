@@ -53,3 +53,18 @@ def test_hf_path_loads_a_local_folder(smollm2):
     assert isinstance(client, LLMClient) and isinstance(client, TokenScorer)
     assert client.model_id == f"hf:{folder}"
     assert client.chat(REQUESTS[1:])[0].text == smollm2.chat(REQUESTS[1:])[0].text
+
+
+def test_gumbel_sampling_draws_from_the_tempered_softmax():
+    from progressive_sae.interp.clients.hf_local import GumbelSampling
+
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    temperature = 0.7
+    sampler = GumbelSampling(temperature, torch.Generator().manual_seed(0))
+    draws = torch.cat([sampler(None, scores).argmax(1) for _ in range(20000)])
+    frequencies = torch.bincount(draws, minlength=4).double() / draws.numel()
+    expected = torch.softmax(scores[0].double() / temperature, 0)
+    assert torch.allclose(frequencies, expected, atol=0.015)
+    first, second = (GumbelSampling(temperature, torch.Generator().manual_seed(1))
+                     for _ in range(2))
+    assert torch.equal(first(None, scores), second(None, scores))  # the seed decides

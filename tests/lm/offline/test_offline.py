@@ -1,5 +1,6 @@
 """The offline default: corpus, tokenizer, tiny LM training, bigram baseline, shipped model."""
 
+import dataclasses
 import json
 import math
 import sysconfig
@@ -208,3 +209,9 @@ def test_model_init_is_seeded_without_touching_the_global_rng():
     assert torch.equal(torch.random.get_rng_state(), state)
     for a, b in zip(first.parameters(), second.parameters()):
         assert torch.equal(a, b)
+    other = make_model(dataclasses.replace(cfg, seed=cfg.seed + 1), special_id=0)
+    assert not torch.equal(other.transformer.wte.weight, first.transformer.wte.weight)
+    # GPT-2's scheme: residual projections scaled down by √(2·n_layer), unit LayerNorm gains.
+    assert float(first.transformer.h[0].mlp.c_proj.weight.std()) < 0.8 * float(
+        first.transformer.h[0].mlp.c_fc.weight.std())
+    assert torch.equal(first.transformer.ln_f.weight, torch.ones(32))

@@ -1,7 +1,7 @@
 """A Hugging Face causal chat model run in-process (CPU or CUDA).
 
-Chat is greedy generation (temperature 0; a positive temperature samples under a seed drawn
-from the request, inside a forked RNG, so answers repeat and the global RNG is untouched),
+Chat is greedy generation (temperature 0; a positive temperature samples by the Gumbel-max
+trick under a seed drawn from the request, so answers repeat and the global RNG is untouched),
 batched with left padding over requests of similar length. `expected_values` is the one-pass
 reading of digit probabilities described in `one_pass`.
 """
@@ -95,17 +95,17 @@ class HFChatModel:
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         temperature = requests[0].temperature
         settings = dict(max_new_tokens=max(r.max_tokens for r in requests), pad_token_id=pad,
-                        eos_token_id=self.tokenizer.eos_token_id)
+                        eos_token_id=self.tokenizer.eos_token_id,
+                        do_sample=False, temperature=None, top_p=None, top_k=None)
         if temperature > 0:
-            settings.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
-        else:
-            settings.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            from transformers import LogitsProcessorList
+
+            generator = torch.Generator().manual_seed(_seed_of(prompts))
+            settings["logits_processor"] = LogitsProcessorList(
+                [GumbelSampling(temperature, generator)])
         device = self.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            if temperature > 0:
-                torch.manual_seed(_seed_of(prompts))
-            out = self.model.generate(input_ids=input_ids.to(device),
-                                      attention_mask=attention.to(device), **settings)
+        out = self.model.generate(input_ids=input_ids.to(device),
+                                  attention_mask=attention.to(device), **settings)
         texts = []
         for row, request in zip(out[:, width:].tolist(), requests):
             row = row[: request.max_tokens]  # greedy: a shorter budget is a prefix
@@ -123,6 +123,22 @@ class HFChatModel:
         self.stats.calls += 1
         return one_pass_expected_values(self.model, self.tokenizer, self.prompt(messages),
                                         assistant_parts, values)
+
+
+class GumbelSampling:
+    """Sampling at `temperature` as greedy decoding of noisy scores: argmax(s/T + g), with g
+    standard Gumbel noise, is a draw from softmax(s/T) (the Gumbel-max trick). The noise comes
+    from `generator`, so sampling repeats under a seed and never touches the global RNG,
+    which transformers' own sampling draws from."""
+
+    def __init__(self, temperature: float, generator: torch.Generator) -> None:
+        self.temperature = temperature
+        self.generator = generator
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        uniform = torch.rand(scores.shape, generator=self.generator, dtype=torch.float64)
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        return scores.float() / self.temperature + gumbel.float().to(scores.device)
 
 
 def _seed_of(prompts: list[list[int]]) -> int:

@@ -62,13 +62,29 @@ def make_model(cfg: LMTrainConfig, special_id: int):
         eos_token_id=special_id, tie_word_embeddings=True,
         use_cache=False,
     )
-    # transformers initialises weights from the global RNG: seed it inside a forked RNG, so
-    # the same seed gives the same model and the caller's random state is left as it was.
+    # transformers draws its own initialisation from the global RNG: let it, inside a forked
+    # RNG (the caller's state stays as it was), then draw the weights again from the seed.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
         model = GPT2LMHeadModel(config)
+    init_gpt2_weights(model, cfg.n_layer, config.initializer_range,
+                      torch.Generator().manual_seed(cfg.seed))
     model.config._attn_implementation = cfg.attn_implementation
     return model
+
+
+@torch.no_grad()
+def init_gpt2_weights(model, n_layer: int, std: float, generator: torch.Generator) -> None:
+    """GPT-2's initialisation (as transformers' GPT2PreTrainedModel._init_weights) drawn
+    from `generator`: N(0, std) weights, residual projections N(0, std/√(2·n_layer)), zero
+    biases, unit LayerNorm gains. A tied output head is the embedding, listed once."""
+    for name, param in model.named_parameters():
+        if name.endswith("bias"):
+            param.zero_()
+        elif ".ln_" in name:
+            param.fill_(1.0)
+        else:
+            scale = std / math.sqrt(2 * n_layer) if name.endswith("c_proj.weight") else std
+            param.copy_(torch.randn(param.shape, generator=generator) * scale)
 
 
 @torch.no_grad()
