@@ -14,8 +14,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from progressive_sae.kernels import nested_squared_errors, nested_squared_errors_reference
-from progressive_sae.kernels.block_rules import BatchRule, DeadTopK, RowRule
+from progressive_sae.kernels import (
+    TopK,
+    nested_squared_errors,
+    nested_squared_errors_reference,
+)
+from progressive_sae.kernels.product_bound import ProductBound
+from progressive_sae.kernels.selection import ProductBlock, certified_topk
 from progressive_sae.sae.base import SparseAutoencoder, SparseCode
 
 AllReduce = Callable[[torch.Tensor], torch.Tensor]
@@ -57,13 +62,9 @@ def total_variance(x: torch.Tensor, all_reduce: AllReduce = _local) -> torch.Ten
     return (sq_sum - mean_sum.dot(mean_sum) / count).clamp_min(1e-12).to(x.dtype)
 
 
-BATCH_CANDIDATES = 4
-"""BatchTopK: candidates per row, in units of k, before a row is recomputed wider."""
-
-
-def dead_latent_selector(dead: torch.Tensor, k_aux: int) -> DeadTopK:
+def dead_latent_rule(dead_idx: torch.Tensor, k_aux: int) -> TopK:
     """AuxK's rule: the k_aux largest pre-activations among the dead latents."""
-    return DeadTopK(dead, k_aux)
+    return TopK(k_aux, columns=dead_idx)
 
 
 DENSE_AUX_FACTOR = 4
@@ -76,29 +77,31 @@ stayed within 35 MB of the sparse path's at 368 and 768."""
 
 
 def dead_latents_decode(
-    sae: SparseAutoencoder, x: torch.Tensor, dead_idx: torch.Tensor, width: int
+    sae: SparseAutoencoder, x_c: torch.Tensor, dead_idx: torch.Tensor, width: int
 ) -> torch.Tensor:
     """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations among the
-    latents `dead_idx`, by dense fp32 products over their columns only (plain autograd)."""
+    latents `dead_idx`, by dense fp32 products over their columns only (plain autograd).
+    Which latents: those of the exact pre-activations (decided by `certified_topk` from this
+    product); their values: this product's."""
     # Gathered as sparse embeddings: their gradients are sparse and add into the dense
     # gradients of the main loss in place, where a plain index's backward would make an
     # N × d zero tensor per weight and then another N × d sum.
     W_enc = F.embedding(dead_idx, sae.W_enc, sparse=True)
     W_dec = F.embedding(dead_idx, sae.W_dec, sparse=True)
-    pre = torch.addmm(sae.b_enc[dead_idx], x - sae.b_dec, W_enc.t())
+    pre = torch.addmm(sae.b_enc[dead_idx], x_c, W_enc.t())
     if width < dead_idx.numel():
-        keep = pre.detach().topk(width, dim=1, sorted=False).indices
-        pre = pre * torch.zeros_like(pre).scatter_(1, keep, 1.0)
+        with torch.no_grad():
+            x, W, b = x_c.detach(), sae.W_enc.detach(), sae.b_enc.detach()
+            rows = torch.arange(x.shape[0], device=x.device)
+            bound = ProductBound.of(x, W, b, torch.float32)
+            block = ProductBlock(x, W, b, bound, rows,
+                                 bound.plain_upper(pre.detach(), rows, dead_idx), dead_idx)
+            chosen = certified_topk(block, width)[1]
+            column_of = torch.empty(sae.num_latents, dtype=torch.long, device=x.device)
+            column_of[dead_idx] = torch.arange(dead_idx.numel(), device=x.device)
+            mask = torch.zeros_like(pre).scatter_(1, column_of[chosen], 1.0)
+        pre = pre * mask
     return pre.clamp_min(0) @ W_dec
-
-
-def training_selector(sae: SparseAutoencoder) -> RowRule | BatchRule:
-    """The SAE's own rule, run on blocks of rows so that the encode never holds the whole
-    B × N pre-activation matrix. TopK decides each row alone; BatchTopK's batch rule (and
-    its θ rule) keeps only entries among each row's largest."""
-    if sae.cfg.activation == "batchtopk":
-        return BatchRule(sae.select, width=BATCH_CANDIDATES * sae.cfg.k)
-    return RowRule(sae.select)
 
 
 def sae_loss(
@@ -125,8 +128,8 @@ def sae_loss(
                  and dead_idx.numel() <= DENSE_AUX_FACTOR * k_aux)
     aux_select = None
     if dead_idx is not None and not dense_aux:
-        aux_select = dead_latent_selector(dead, k_aux)
-    code, aux_code = sae.encode_with(x, training_selector(sae), aux_select)
+        aux_select = dead_latent_rule(dead_idx, k_aux)
+    code, aux_code = sae.encode_with(x, sae.rule(), aux_select)
     tv = total_variance(x, all_reduce)
 
     if granularities is None:
@@ -148,7 +151,7 @@ def sae_loss(
     aux_loss = x.new_zeros(())
     if dead_idx is not None:
         width = min(k_aux, dead_idx.numel())
-        residual_hat = (dead_latents_decode(sae, x, dead_idx, width) if dense_aux
+        residual_hat = (dead_latents_decode(sae, x - sae.b_dec, dead_idx, width) if dense_aux
                         else sae.decode_latents(aux_code))
         # Fewer dead latents than k_aux: shrink the term as Gao et al.'s reference does.
         scale = width / k_aux

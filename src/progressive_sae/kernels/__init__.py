@@ -5,10 +5,10 @@
   sparse decode with running sums over the groups; `nested_squared_errors` streams their
   squared errors and their weighted sum (the Matryoshka loss) without materialising the
   B × |M| × d reconstructions.
-* `sparse_encode` / `sparse_encode_reference`: one dense encode, an activation rule, and a
-  backward pass that touches only the selected latents of each input. With the rules of
-  `block_rules` (what training uses) the encode runs over blocks of rows, so the B × N
-  pre-activation matrix never exists whole.
+* `sparse_encode` / `sparse_encode_reference`: a fast dense product over blocks of rows
+  (the B × N matrix never exists whole), an activation rule of `selection` that decides
+  exactly on the fp32 pre-activations (`product_bound`), and a backward pass that touches
+  only the selected latents of each input.
 """
 
 from progressive_sae.kernels.encoder_backward import sparse_encode, sparse_encode_reference
@@ -19,9 +19,16 @@ from progressive_sae.kernels.prefix_decode import (
     prefix_decode,
     prefix_decode_reference,
 )
+from progressive_sae.kernels.product_bound import exact_pre_activations
+from progressive_sae.kernels.selection import BatchTopK, SelectionRule, Threshold, TopK
 from progressive_sae.kernels.sparse_decode import sparse_decode, sparse_decode_reference
 
 __all__ = [
+    "BatchTopK",
+    "SelectionRule",
+    "Threshold",
+    "TopK",
+    "exact_pre_activations",
     "fast_matmul_dtype",
     "nested_squared_errors",
     "nested_squared_errors_reference",

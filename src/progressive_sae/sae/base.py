@@ -13,13 +13,14 @@ from torch import nn
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.kernels import (
+    SelectionRule,
+    TopK,
     fast_matmul_dtype,
     sparse_decode,
     sparse_decode_reference,
     sparse_encode,
     sparse_encode_reference,
 )
-from progressive_sae.kernels.encoder_backward import Selector
 from progressive_sae.sae.config import SAEConfig
 
 GRANULARITY_MODES = ("relative", "prefix")
@@ -40,11 +41,6 @@ class SparseCode(NamedTuple):
         return (self.values > 0).sum(1)
 
 
-def topk_select(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k largest pre-activations of each row (unsorted)."""
-    return pre.topk(k, dim=1, sorted=False)
-
-
 class SparseAutoencoder(nn.Module):
     """Base class: subclasses define `select` (the activation rule)."""
 
@@ -59,7 +55,8 @@ class SparseAutoencoder(nn.Module):
         self.use_reference_kernels = False
         """Route encode/decode through the plain dense references (for tests)."""
         self.selection_dtype: torch.dtype | None = None
-        """Dtype of the dense encode matmul that selects latents; None = fastest here."""
+        """Dtype of the fast product that proposes latents (None = fastest here); the
+        choice is exact whatever it is."""
         self.reset_parameters()
 
     # --- construction -------------------------------------------------------------------
@@ -87,14 +84,17 @@ class SparseAutoencoder(nn.Module):
         return self.cfg.d_in
 
     # --- the activation rule ------------------------------------------------------------
-    def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pick each input's active latents from dense pre-activations."""
+    def rule(self) -> SelectionRule:
+        """The activation rule that picks each input's active latents."""
         raise NotImplementedError
 
-    def selector_at(self, granularity: int) -> Selector:
+    def rule_at(self, granularity: int) -> SelectionRule:
         """The rule for an SAE truncated to `granularity` latents at fixed relative sparsity."""
-        k = self.relative_k(granularity)
-        return lambda pre: topk_select(pre, k)
+        return TopK(self.relative_k(granularity))
+
+    def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rule on dense pre-activations (values [B, K], latents [B, K])."""
+        return self.rule()(pre)
 
     def relative_k(self, granularity: int) -> int:
         """k_G = round(k·G/N), at least 1 (SPEC §2)."""
@@ -108,7 +108,7 @@ class SparseAutoencoder(nn.Module):
             )
 
     def encode_with(
-        self, x: torch.Tensor, select: Selector, aux_select: Selector | None = None,
+        self, x: torch.Tensor, select: SelectionRule, aux_select: SelectionRule | None = None,
         num_latents: int | None = None,
     ) -> tuple[SparseCode, SparseCode | None]:
         """Encode with an explicit rule over the first `num_latents` latents (default all)."""
@@ -138,10 +138,10 @@ class SparseAutoencoder(nn.Module):
         """
         g = self._check_granularity(granularity, mode)
         if g == self.num_latents:
-            return self.encode_with(x, self.select)[0]
+            return self.encode_with(x, self.rule())[0]
         if mode == "relative":
-            return self.encode_with(x, self.selector_at(g), num_latents=g)[0]
-        code = self.encode_with(x, self.select)[0]
+            return self.encode_with(x, self.rule_at(g), num_latents=g)[0]
+        code = self.encode_with(x, self.rule())[0]
         return SparseCode(code.values * (code.indices < g), code.indices)
 
     def decode(self, code: SparseCode) -> torch.Tensor:

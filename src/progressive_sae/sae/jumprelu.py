@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from progressive_sae.kernels import SelectionRule, Threshold
 from progressive_sae.sae.base import SparseAutoencoder
-from progressive_sae.sae.batchtopk import threshold_select
 from progressive_sae.sae.config import SAEConfig
 
 
@@ -15,11 +15,11 @@ class JumpReLUSAE(SparseAutoencoder):
         self.register_buffer("threshold", torch.zeros(cfg.num_latents))
         """θ_j of each latent."""
 
-    def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return threshold_select(pre, self.threshold[: pre.shape[1]].to(pre.dtype))
+    def rule(self) -> SelectionRule:
+        return Threshold(self.threshold)
 
-    def selector_at(self, granularity: int):
-        return self.select  # per-latent θ: truncation is exact, no k to rescale
+    def rule_at(self, granularity: int) -> SelectionRule:
+        return Threshold(self.threshold[:granularity])  # per-latent θ: no k to rescale
 
     def latent_tensors(self) -> dict[str, torch.Tensor]:
         return {**super().latent_tensors(), "threshold": self.threshold}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
-from progressive_sae.sae.base import SparseAutoencoder, topk_select
+from progressive_sae.kernels import SelectionRule, TopK
+from progressive_sae.sae.base import SparseAutoencoder
 
 
 class TopKSAE(SparseAutoencoder):
-    def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return topk_select(pre, self.cfg.k)
+    def rule(self) -> SelectionRule:
+        return TopK(self.cfg.k)

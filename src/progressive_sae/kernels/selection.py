@@ -1,0 +1,310 @@
+"""Activation rules that choose latents exactly, from a fast product's candidates.
+
+Every rule decides on the exact pre-activations (`product_bound.exact_values`). A fast
+product (bf16 where the hardware multiplies it natively) only proposes candidates: its
+values y are augmented so that no exact value exceeds upper(y) = y + r|y| (see
+`product_bound`). Then
+
+1. each row's largest y are re-scored exactly and the rule decides among them;
+2. every entry that was not re-scored has y at most the smallest candidate's, so its exact
+   value is at most upper(that y). A row where such an entry could still change the
+   choice (reach the k-th exact value, or the batch's cut, and be positive) is widened to
+   every entry that can, from the row's y while its block is in memory; if that set is
+   large, the row's product is recomputed in fp32 (a tiny bound) and the same test runs.
+
+So the choice is provably the rule's choice on the exact values: the same latents as an
+fp32 reference, on every device, whatever the fast product's dtype. Equal exact values go
+to the lower latent (TopK); BatchTopK keeps every entry tied at its cut; thresholds are
+strict (> θ).
+
+Rules work on blocks of batch rows (`ProductBlock`), so the encoder never holds the whole
+B × N product. Each rule is also callable on a dense matrix of exact values, where it is
+the plain reference.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from progressive_sae.kernels.product_bound import ProductBound, exact_values
+
+Code = tuple[torch.Tensor, torch.Tensor]
+"""(values [B, K], latent indices [B, K]); zero values are padding."""
+
+MARGIN = 1.0
+"""Candidates re-scored per row beyond the k needed, in units of k (bf16 products)."""
+EXACT_GRADE_MARGIN = 8
+"""Extra candidates per row when the product is an fp32 one (its bound is tiny)."""
+WIDE_ROWS = 8.0
+"""A row whose widened set exceeds this many times its candidates is recomputed in fp32."""
+BATCH_CANDIDATES = 2
+"""BatchTopK: candidates per row, in units of k, before a row is widened."""
+
+
+class ProductBlock:
+    """Augmented fast products y of some rows of a batch, and what deciding exactly needs."""
+
+    def __init__(
+        self, x_c: torch.Tensor, W: torch.Tensor, b: torch.Tensor, bound: ProductBound,
+        rows: torch.Tensor, y: torch.Tensor, columns: torch.Tensor | None = None,
+    ) -> None:
+        self.x_c, self.W, self.b, self.bound = x_c, W, b, bound
+        self.rows = rows
+        """Global batch row of each row of `y` [r]."""
+        self.y = y
+        """Augmented product values [r, n] in `bound.dtype`: exact ≤ bound.upper(y)."""
+        self.columns = columns
+        """Latent of each column of `y`; None when column j is latent j."""
+
+    def latents(self, positions: torch.Tensor) -> torch.Tensor:
+        return positions if self.columns is None else self.columns[positions]
+
+    def exact(self, latents: torch.Tensor) -> torch.Tensor:
+        """Exact values of these rows at `latents` [r, K]."""
+        return exact_values(self.x_c, self.W, self.b, self.rows, latents)
+
+    def upper(self, y: torch.Tensor) -> torch.Tensor:
+        """The largest exact value an entry with this y can have [fp32]."""
+        return self.bound.upper(y)
+
+    def reaching(self, floor: torch.Tensor) -> torch.Tensor:
+        """Which entries can have an exact value ≥ floor [r] and > 0 (a mask [r, n]),
+        compared in y's own dtype: upper(y) = y + r|y| ≥ f > 0 ⇔ y ≥ f / (1 + r), and
+        upper(y) > 0 ⇔ y > 0; the threshold is rounded down (a superset, never fewer)."""
+        least = floor.float().clamp_min(0) / (1 + self.bound.relative)
+        least = (least * (1 - 2.0**-6)).to(self.y.dtype)
+        return (self.y >= least.unsqueeze(1)) & (self.y > 0)
+
+    def restrict(self, columns: torch.Tensor) -> ProductBlock:
+        """The same rows, only the given latents (a copy of those columns)."""
+        base = self.columns
+        return ProductBlock(self.x_c, self.W, self.b, self.bound, self.rows,
+                            self.y[:, columns], columns if base is None else base[columns])
+
+    def subset(self, local_rows: torch.Tensor) -> ProductBlock:
+        return ProductBlock(self.x_c, self.W, self.b, self.bound, self.rows[local_rows],
+                            self.y[local_rows], self.columns)
+
+    def in_fp32(self) -> ProductBlock:
+        """The same entries from an fp32 product, with fp32's bound."""
+        W, b = self.W, self.b
+        if self.columns is not None:
+            W, b = W[self.columns], b[self.columns]
+        bound = self.bound.as_fp32(self.x_c.device)
+        product = torch.addmm(b, self.x_c[self.rows], W.t())
+        return ProductBlock(self.x_c, self.W, self.b, bound, self.rows,
+                            bound.plain_upper(product, self.rows, self.columns), self.columns)
+
+
+@runtime_checkable
+class SelectionRule(Protocol):
+    def __call__(self, exact: torch.Tensor) -> Code:
+        """The rule on a dense [B, N] matrix of exact pre-activations (the reference)."""
+
+    def pick(self, block: ProductBlock) -> object:
+        """This block's part of the choice (candidates or, for row rules, the choice)."""
+
+    def finish(self, parts: list, recompute: Recompute) -> Code:
+        """The rule's choice for the batch from every block's part, in row order."""
+
+
+class Recompute(Protocol):
+    def __call__(self, rows: torch.Tensor) -> ProductBlock:
+        """The fast product of the given global batch rows."""
+
+
+def best_by_value_then_latent(values: torch.Tensor, latents: torch.Tensor, k: int) -> Code:
+    """Each row's k largest values; equal values go to the lower latent."""
+    if k >= values.shape[1]:
+        return values, latents
+    top = values.topk(k + 1, dim=1, sorted=True)
+    chosen = top.values[:, :k], latents.gather(1, top.indices[:, :k])
+    # Only a tie across the k-th place leaves a choice; those rows are sorted carefully.
+    tied = (top.values[:, k - 1] == top.values[:, k]).nonzero().squeeze(1)
+    if tied.numel():
+        by_latent = latents[tied].argsort(dim=1)
+        v, lat = values[tied].gather(1, by_latent), latents[tied].gather(1, by_latent)
+        v, order = torch.sort(v, dim=1, descending=True, stable=True)
+        chosen[0][tied], chosen[1][tied] = v[:, :k], lat.gather(1, order[:, :k])
+    return chosen
+
+
+def concat_rows(codes: list[Code], fill: float = 0.0) -> Code:
+    """Stack per-block codes of different widths, padding values with `fill`."""
+    width = max(v.shape[1] for v, _ in codes)
+
+    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return (torch.cat([pad(v, fill) for v, _ in codes]),
+            torch.cat([pad(i, 0) for _, i in codes]))
+
+
+def _pack(values: torch.Tensor, latents: torch.Tensor, keep: torch.Tensor) -> Code:
+    """The kept entries of each row first, as a [B, K] code padded with zeros (K ≥ 1)."""
+    width = max(1, int(keep.sum(1).max())) if keep.numel() else 1
+    order = torch.sort(keep.to(torch.uint8), dim=1, descending=True, stable=True).indices
+    order = order[:, :width]
+    kept = keep.gather(1, order)
+    return values.gather(1, order) * kept, latents.gather(1, order)
+
+
+class TopK:
+    """Each row's k largest exact pre-activations, among `columns` (default all)."""
+
+    def __init__(self, k: int, columns: torch.Tensor | None = None) -> None:
+        self.k = k
+        self.columns = columns
+
+    def __call__(self, exact: torch.Tensor) -> Code:
+        pre = exact if self.columns is None else exact[:, self.columns]
+        k = min(self.k, pre.shape[1])
+        values, order = torch.sort(pre, dim=1, descending=True, stable=True)
+        latents = order[:, :k]
+        return values[:, :k], latents if self.columns is None else self.columns[latents]
+
+    def pick(self, block: ProductBlock) -> Code:
+        if self.columns is not None:
+            block = block.restrict(self.columns)
+        return certified_topk(block, self.k)
+
+    def finish(self, parts: list, recompute: Recompute) -> Code:
+        return concat_rows(parts)
+
+
+def certified_topk(block: ProductBlock, k: int) -> Code:
+    """Each row's k largest exact values (ties: lower latent), from the block's y."""
+    rows, n = block.y.shape
+    k = min(k, n)
+    margin = EXACT_GRADE_MARGIN if block.bound.exact_grade else max(1, round(MARGIN * k))
+    width = min(n, k + margin)
+    y, positions = block.y.topk(width, dim=1, sorted=False)
+    latents = block.latents(positions)
+    values, latents = best_by_value_then_latent(block.exact(latents), latents, k)
+    if width == n or rows == 0:
+        return values, latents
+    beyond = block.upper(y.min(1).values)  # the most an entry not re-scored can have
+    kth = values[:, -1]
+    # Settled: no entry outside the candidates can reach the k-th exact value, nor be > 0.
+    unsettled = ((beyond >= kth) & (beyond > 0)).nonzero().squeeze(1)
+    if unsettled.numel():
+        wide = _widened_topk(block.subset(unsettled), k, kth[unsettled], width)
+        values[unsettled], latents[unsettled] = wide
+    return values, latents
+
+
+def _widened_topk(block: ProductBlock, k: int, floor: torch.Tensor, width: int) -> Code:
+    """Top-k of rows whose candidates did not settle them: re-score every entry that can reach
+    `floor` (the exact value some k entries of the row already have) and be positive."""
+    wanted = max(k, int(block.reaching(floor).sum(1).max()))
+    if wanted > WIDE_ROWS * width and not block.bound.exact_grade:
+        return certified_topk(block.in_fp32(), k)
+    # Reaching is y above a threshold: the `wanted` largest y hold every entry that can.
+    positions = block.y.topk(min(wanted, block.y.shape[1]), dim=1, sorted=False).indices
+    latents = block.latents(positions)
+    return best_by_value_then_latent(block.exact(latents), latents, k)
+
+
+def _reaching(block: ProductBlock, floor: torch.Tensor, limit: int) -> Code:
+    """Exact values of every entry of these rows that can reach `floor` [r] and be positive
+    (other entries -inf); rows with more than `limit` such entries are first recomputed in
+    fp32, whose bound is tighter."""
+    reach = block.reaching(floor)
+    wanted = int(reach.sum(1).max()) if reach.numel() else 0
+    if wanted > limit and not block.bound.exact_grade:
+        return _reaching(block.in_fp32(), floor, limit)
+    top = block.y.topk(max(1, min(wanted, block.y.shape[1])), dim=1, sorted=False)
+    latents = block.latents(top.indices)
+    values = block.exact(latents)
+    return values.masked_fill(~reach.gather(1, top.indices), float("-inf")), latents
+
+
+def _replace_rows(code: Code, rows: torch.Tensor, new: Code, fill: float) -> Code:
+    """`code` with the given rows replaced by `new`, both padded to a common width."""
+    width = max(code[0].shape[1], new[0].shape[1])
+
+    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    values, latents = pad(code[0], fill), pad(code[1], 0)
+    values[rows], latents[rows] = pad(new[0], fill), pad(new[1], 0)
+    return values, latents
+
+
+class BatchTopK:
+    """The k·B largest exact pre-activations of the batch (every entry tied at the cut kept)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __call__(self, exact: torch.Tensor) -> Code:
+        cut = _cut(exact, self.k * exact.shape[0])
+        return _pack(exact, torch.arange(exact.shape[1], device=exact.device).expand_as(exact),
+                     exact >= cut)
+
+    def pick(self, block: ProductBlock) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = block.y.shape[1]
+        width = min(n, BATCH_CANDIDATES * self.k)
+        y, positions = block.y.topk(width, dim=1, sorted=False)
+        latents = block.latents(positions)
+        if width == n:
+            beyond = torch.full((y.shape[0],), float("-inf"), device=y.device)
+        else:
+            beyond = block.upper(y.min(1).values)
+        return block.exact(latents), latents, beyond
+
+    def finish(self, parts: list, recompute: Recompute) -> Code:
+        values, latents = concat_rows([(v, i) for v, i, _ in parts], fill=float("-inf"))
+        beyond = torch.cat([u for _, _, u in parts])
+        total = self.k * values.shape[0]
+        cut = _cut(values, total)
+        unsettled = ((beyond >= cut) & (beyond > 0)).nonzero().squeeze(1)
+        if unsettled.numel():
+            # Every entry of these rows that can reach the cut joins the candidates; the cut
+            # over more candidates can only rise, so one round settles every row.
+            limit = round(WIDE_ROWS * BATCH_CANDIDATES * self.k)
+            wide = _reaching(recompute(unsettled), cut.expand(unsettled.numel()), limit)
+            values, latents = _replace_rows((values, latents), unsettled, wide, float("-inf"))
+            cut = _cut(values, total)
+        keep = (values >= cut) & (values > float("-inf"))
+        return _pack(values.masked_fill(~keep, 0.0), latents, keep)
+
+
+def _cut(values: torch.Tensor, total: int) -> torch.Tensor:
+    """The total-th largest entry (−inf when there are fewer entries)."""
+    flat = values.reshape(-1)
+    if total >= flat.numel() or total <= 0:
+        return values.new_tensor(float("-inf"))
+    return flat.topk(total, sorted=False).values.min()
+
+
+class Threshold:
+    """Entries whose exact value exceeds θ (a scalar, or one per latent)."""
+
+    def __init__(self, theta: torch.Tensor) -> None:
+        self.theta = theta.detach().to(torch.float32)
+
+    def __call__(self, exact: torch.Tensor) -> Code:
+        latents = torch.arange(exact.shape[1], device=exact.device).expand_as(exact)
+        keep = exact > self.theta
+        return _pack(exact.masked_fill(~keep, 0.0), latents, keep)
+
+    def pick(self, block: ProductBlock) -> Code:
+        theta = self.theta if block.columns is None or not self.theta.ndim else (
+            self.theta[block.columns])
+        upper = block.upper(block.y)
+        # Only entries that may exceed θ and 0 are re-scored (values ≤ 0 are zero anyway).
+        reach = (upper > theta) & (upper > 0)
+        wanted = max(1, int(reach.sum(1).max())) if reach.numel() else 1
+        positions = upper.masked_fill(~reach, float("-inf")).topk(
+            min(wanted, upper.shape[1]), dim=1, sorted=False).indices
+        latents = block.latents(positions)
+        values = block.exact(latents)
+        theta_at = theta if not theta.ndim else theta[positions]
+        keep = reach.gather(1, positions) & (values > theta_at)
+        return _pack(values.masked_fill(~keep, 0.0), latents, keep)
+
+    def finish(self, parts: list, recompute: Recompute) -> Code:
+        return concat_rows(parts)
