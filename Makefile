@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # headless Chromium (Debian's `chromium`). Installed with apt-get when running as root;
 # otherwise one line says what to install.
 system-packages:
-	@python3 -c 'import venv' 2>/dev/null || { \
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
 	  else echo "make: python3's venv module is missing: install python3-venv (apt-get install python3-venv)" >&2; exit 2; fi; }

@@ -180,8 +180,7 @@ def our_saes() -> dict[str, SparseAutoencoder]:
 
 
 def our_outputs(sae: SparseAutoencoder, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    sae.eval()
-    sae.selection_dtype = torch.float32  # exact fp32 selection, as the peers do on CPU
+    sae.eval()  # the default encoder: exact on every product dtype
     with torch.no_grad():
         code = sae.encode(x)
         return code.to_dense(sae.num_latents).numpy(), sae.decode(code).numpy()

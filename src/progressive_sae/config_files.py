@@ -42,9 +42,11 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def data_source(spec: Any, base: Path | None = None):
-    """`path.npy`, {cache: FOLDER, shuffle_buffer?, seed?, block?} (an activation cache),
-    or {synthetic: {SyntheticConfig fields}}."""
+def data_source(spec: Any, base: Path | None = None, text_order: bool = False):
+    """Activations from `spec`, the same way for every command: a `.npy` file, the folder of
+    an activation cache, a YAML config (its `data:` entry), {cache: FOLDER, shuffle_buffer?,
+    seed?, block?} or {synthetic: {SyntheticConfig fields}}. `text_order`: a cache is read
+    in the order of its text (no shuffle), as records of token windows need."""
     if isinstance(spec, (str, Path)):
         path = Path(spec)
         if base is not None and not path.is_absolute() and not path.exists():
@@ -55,10 +57,13 @@ def data_source(spec: Any, base: Path | None = None):
             config = load_yaml(path)
             if "data" not in config:
                 raise PSAEError(f"{path} has no 'data' entry")
-            return data_source(config["data"], path.parent)
-        raise PSAEError(f"data {str(spec)!r}: expected a .npy file or a YAML config with 'data'")
+            return data_source(config["data"], path.parent, text_order)
+        if path.is_dir():
+            return _cache_source({"cache": str(path)}, None, text_order)
+        raise PSAEError(f"data {str(spec)!r}: expected a .npy file, the folder of an activation "
+                        "cache or a YAML config with 'data'")
     if isinstance(spec, dict) and "cache" in spec:
-        return _cache_source(spec, base)
+        return _cache_source(spec, base, text_order)
     if isinstance(spec, dict) and set(spec) == {"synthetic"}:
         fields = spec["synthetic"] or {}
         if not isinstance(fields, dict):
@@ -78,7 +83,7 @@ def data_source(spec: Any, base: Path | None = None):
 CACHE_KEYS = ("cache", "shuffle_buffer", "seed", "block")
 
 
-def _cache_source(spec: dict[str, Any], base: Path | None):
+def _cache_source(spec: dict[str, Any], base: Path | None, text_order: bool = False):
     from progressive_sae.data.cache import CachedActivations
 
     unknown = sorted(set(spec) - set(CACHE_KEYS))
@@ -92,4 +97,6 @@ def _cache_source(spec: dict[str, Any], base: Path | None):
     if base is not None and not path.is_absolute() and not path.exists():
         path = base / path
     options = {k: spec[k] for k in CACHE_KEYS[1:] if k in spec}
+    if text_order:
+        options["shuffle_buffer"] = 0
     return CachedActivations(path, **options)

@@ -19,7 +19,7 @@ import pytest
 from progressive_sae.cli import main
 from progressive_sae.formats import export_sae, import_sae
 from progressive_sae.formats.gemmascope import load_gemmascope
-from progressive_sae.formats.hub import is_hub_path, parse_hub_path
+from progressive_sae.hub_paths import is_hub_path, parse_hub_path
 from tests.formats.test_formats import assert_same_sae, make_sae
 from tests.helpers import one_line_error
 

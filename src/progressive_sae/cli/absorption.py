@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", help="a synthetic preset (toy_tree) or YAML with synthetic:")
     p.add_argument("--lm", help="language model (offline-default, a folder or a hub name)")
     p.add_argument("--hook", help="hook point the SAEs read, e.g. layers.2")
-    p.add_argument("--data", help="activation cache folder for a token task (else the corpus)")
+    p.add_argument("--data", help="activations with token ids for a token task: an "
+                   "activation-cache folder or a YAML config (else the corpus)")
     p.add_argument("--task", choices=TASKS, default="first-letter")
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help="first-letter prompt")
     p.add_argument("--icl-examples", dest="icl_examples", type=int, default=2)

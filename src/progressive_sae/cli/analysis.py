@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from progressive_sae.cli.common import int_list
+from progressive_sae.cli.common import DATA_HELP, int_list
 from progressive_sae.errors import PSAEError
 
 
@@ -85,7 +85,7 @@ def cmd_splitting(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("frontier", help="fidelity vs granularity (or vs sparsity) of SAEs")
     p.add_argument("sae", nargs="+", help="SAE folders or files (any supported format)")
-    p.add_argument("--data", required=True, help="held-out activations (.npy, cache YAML)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", required=True, help="folder for the JSON and PNGs")
     p.add_argument("--granularities", help="G grid, e.g. 256,512,1024 (default N/64..N)")
     p.add_argument("--prefixes", help="sparsity frontier instead: prefix sizes, e.g. 512,1024")
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("power-law", help="power-law fits of decoder spectrum, E[z²], frequency")
     p.add_argument("sae", nargs="+", help="SAE folders or files")
-    p.add_argument("--data", required=True, help="held-out activations (.npy, cache YAML)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", required=True)
     p.add_argument("--central", help="central range as rank fractions, e.g. 0.05,0.5")
     p.add_argument("--max-rows", dest="max_rows", type=int)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from progressive_sae.cli.common import DATA_HELP
+
 
 def cmd_browse(args: argparse.Namespace) -> None:
     from progressive_sae.interp.browser import build_browser
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("browse", help="write a self-contained HTML feature browser of an SAE")
     p.add_argument("sae", help="SAE folder (any supported format)")
     p.add_argument("--data", required=True,
-                   help="activation cache with token ids (from `psae extract`)")
+                   help=DATA_HELP + "; with token ids (from `psae extract`)")
     p.add_argument("--out", required=True, help="output folder (DIR/index.html is written)")
     p.add_argument("--granularity", "-g", type=int, default=None,
                    help="browse the first G latents (default: all)")

@@ -8,6 +8,9 @@ import yaml
 
 from progressive_sae.errors import PSAEError
 
+DATA_HELP = "activations: an activation-cache folder, a .npy file or a YAML config with 'data'"
+"""What every --data takes (`config_files.data_source`)."""
+
 
 def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:

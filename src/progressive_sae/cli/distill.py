@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from progressive_sae.cli.common import DATA_HELP
 from progressive_sae.errors import PSAEError
 
 REPORT_FILE = "distill_report.json"
@@ -13,7 +14,6 @@ REPORT_FILE = "distill_report.json"
 def cmd_distill(args: argparse.Namespace) -> None:
     from progressive_sae.atomic import write_json_atomic
     from progressive_sae.config_files import data_source
-    from progressive_sae.data.cache import CachedActivations
     from progressive_sae.distill import DistillConfig, distill
     from progressive_sae.formats import import_sae
     from progressive_sae.sae import save_sae
@@ -23,8 +23,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     cfg = DistillConfig(tune_tokens=args.tokens, sample_rows=args.sample_rows,
                         families=args.families, seed=args.seed)
     sae = import_sae(args.sae)
-    data = (CachedActivations(args.data) if Path(args.data).is_dir()
-            else data_source(args.data))
+    data = data_source(args.data)
     small, report = distill(sae, data, args.granularity, cfg,
                             progress=not args.quiet)
     save_sae(small, args.out)
@@ -41,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--granularity", type=int, required=True,
                    help="G, the latents of the distilled SAE (2 ≤ G < N); k_G = round(k·G/N)")
     p.add_argument("--data", required=True,
-                   help="activations: an activation cache folder or a .npy file")
+                   help=DATA_HELP)
     p.add_argument("--tokens", type=int, default=0,
                    help="fine-tune budget after merging, in tokens (default 0: none)")
     p.add_argument("--sample-rows", type=int, default=16384,

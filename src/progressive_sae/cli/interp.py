@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from progressive_sae.cli.common import int_list
+from progressive_sae.cli.common import DATA_HELP, int_list
 
 
 def build_config(args: argparse.Namespace):
@@ -44,13 +44,14 @@ def sae_names(paths: list[str]) -> list[str]:
 
 
 def cmd_interp(args: argparse.Namespace) -> None:
-    from progressive_sae.data.cache import CachedActivations, check_sae_fits
+    from progressive_sae.config_files import data_source
+    from progressive_sae.data.cache import check_sae_fits
     from progressive_sae.formats import import_sae
     from progressive_sae.interp.collect import require_token_ids
     from progressive_sae.interp.pipeline import interpret
 
     cfg = build_config(args)
-    source = CachedActivations(args.data, shuffle_buffer=0)
+    source = data_source(args.data, text_order=True)
     saes = {}
     for name, path in zip(sae_names(args.sae), args.sae):
         sae = import_sae(path, device=args.device)
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "(simulation, fuzzing, detection) with an LLM")
     p.add_argument("sae", nargs="+", help="SAE folders or files (any supported format)")
     p.add_argument("--data", required=True,
-                   help="activation cache with token ids (from `psae extract`)")
+                   help=DATA_HELP + "; with token ids (from `psae extract`)")
     p.add_argument("--out", required=True, help="output folder (resumed when run again)")
     p.add_argument("--config", default=None,
                    help="InterpConfig YAML (e.g. configs/interp-paper.yaml); flags override it")

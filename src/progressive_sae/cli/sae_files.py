@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from progressive_sae.cli.common import DATA_HELP
 from progressive_sae.errors import PSAEError
 
 
@@ -39,7 +40,7 @@ def cmd_truncate(args: argparse.Namespace) -> None:
 
 def cmd_info(args: argparse.Namespace) -> None:
     from progressive_sae.formats import detect_format, import_sae
-    from progressive_sae.formats._common import require_existing
+    from progressive_sae.hub_paths import require_existing
     from progressive_sae.progressive import progressive_summary
 
     local = require_existing(args.sae)
@@ -93,7 +94,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from progressive_sae.formats import detect_format, import_sae
-    from progressive_sae.formats._common import require_existing
+    from progressive_sae.hub_paths import require_existing
     from progressive_sae.sae import save_sae
 
     local = require_existing(args.path)  # an hf:// path is resolved once
@@ -107,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sae_help = "SAE folder or file of any supported format, or hf://ORG/REPO[@REV][/FOLDER]"
     p = sub.add_parser("permute", help="reorder latents by importance on held-out activations")
     p.add_argument("sae", help=sae_help)
-    p.add_argument("--data", required=True, help="held-out activations (.npy or YAML config)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--by", choices=["mean_sq", "frequency"], default="mean_sq")
     p.add_argument("--max-rows", type=int, default=None)
     p.add_argument("--eval-data", default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from progressive_sae.cli.common import int_list, parse_override, section
+from progressive_sae.cli.common import DATA_HELP, int_list, parse_override, section
 from progressive_sae.errors import PSAEError
 from progressive_sae.json_files import to_json
 
@@ -116,7 +116,7 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an SAE (YAML config; flags override it)")
     p.add_argument("config", nargs="?", help="YAML run config with data/out/train entries")
-    p.add_argument("--data", help="activations: a .npy file (overrides the config's data)")
+    p.add_argument("--data", help=DATA_HELP + " (overrides the config's data)")
     p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, sae/)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     for name, kind in TRAIN_FLAGS.items():

@@ -50,7 +50,7 @@ from progressive_sae.report.claims import DISTILLED
 from progressive_sae.sae.base import SparseAutoencoder
 
 if TYPE_CHECKING:
-    from progressive_sae.experiment.pipeline import Catalogue
+    from progressive_sae.experiment.catalogue import Catalogue
 
 BASELINE_SERIES = "TopK baselines (trained at size G)"
 BASELINE_STYLE = {"color": "black", "marker": "s", "linestyle": "--"}

@@ -7,15 +7,15 @@ then `train` (TrainConfig fields shared by every run), `grid`, `eval` and `exter
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from progressive_sae.config_files import load_yaml
 from progressive_sae.errors import PSAEError
 from progressive_sae.progressive import RANKINGS
 from progressive_sae.sae.base import GRANULARITY_MODES
+from progressive_sae.settings import from_mapping
 from progressive_sae.train.config import TrainConfig
 
 EXPERIMENT_KEYS = ("out", "lm", "text", "extract", "data", "eval_data", "train", "grid", "eval",
@@ -212,25 +212,6 @@ class ExperimentConfig:
     @property
     def uses_lm(self) -> bool:
         return self.text is not None
-
-
-T = TypeVar("T")
-
-
-def from_mapping(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass `cls` from a YAML mapping; unknown keys are one clear error."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PSAEError(f"'{where}' must be a mapping of settings, got {data!r}")
-    known = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise PSAEError(f"unknown key {unknown[0]!r} in '{where}'; expected one of {known}")
-    try:
-        return cls(**data)
-    except TypeError as err:
-        raise PSAEError(f"'{where}': {err}") from None
 
 
 def load_experiment(path: str | Path, out: str | Path | None = None) -> ExperimentConfig:

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 from progressive_sae.atomic import write_json_atomic
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import EvalsSection, ExperimentConfig
-from progressive_sae.experiment.config import from_mapping as build
 from progressive_sae.experiment.selection import pick_saes
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import weights_digest
+from progressive_sae.settings import from_mapping
 
 if TYPE_CHECKING:
-    from progressive_sae.experiment.pipeline import Catalogue
+    from progressive_sae.experiment.catalogue import Catalogue
     from progressive_sae.experiment.runner import Prepared
 
 
@@ -114,7 +114,7 @@ def _absorption(settings: dict[str, Any], saes: dict[str, SparseAutoencoder], gs
     settings = dict(settings)
     task = settings.pop("task", "word-start")
     rows = settings.pop("rows_per_class", 256)
-    config = build(AbsorptionConfig, settings, "evals.absorption")
+    config = from_mapping(AbsorptionConfig, settings, "evals.absorption")
     result = evaluate_lm_absorption(saes, prepared.lm, prepared.hook, task, gs, config=config,
                                     rows_per_class=rows)
     return result.to_dict(), plot_absorption(result, plots_dir / "absorption.png")
@@ -128,9 +128,9 @@ def _probing_and_erasure(section: EvalsSection, saes: dict[str, SparseAutoencode
     from progressive_sae.evals.probing import ProbingConfig
     from progressive_sae.evals.probing.plot import plot_probing
 
-    probing = build(ProbingConfig, section.probing or {}, "evals.probing")
-    erasure = build(ErasureConfig, {"ctx": probing.ctx, **(section.erasure or {})},
-                    "evals.erasure")
+    probing = from_mapping(ProbingConfig, section.probing or {}, "evals.probing")
+    erasure = from_mapping(ErasureConfig, {"ctx": probing.ctx, **(section.erasure or {})},
+                           "evals.erasure")
     probe_result, erase_result = evaluate_probing_and_erasure(
         saes, prepared.lm, prepared.hook, gs, probing, erasure, progress=progress)
     found, plots = {}, []

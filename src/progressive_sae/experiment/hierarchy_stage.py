@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from progressive_sae.experiment.config import ExperimentConfig, from_mapping
+from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.settings import from_mapping
 
 
 @dataclass

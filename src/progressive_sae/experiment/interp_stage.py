@@ -12,7 +12,7 @@ from progressive_sae.experiment.config import ExperimentConfig
 from progressive_sae.experiment.selection import pick_saes
 
 if TYPE_CHECKING:
-    from progressive_sae.experiment.pipeline import Catalogue
+    from progressive_sae.experiment.catalogue import Catalogue
     from progressive_sae.experiment.runner import Prepared
 
 PLOT_PREFIX = "interp_"

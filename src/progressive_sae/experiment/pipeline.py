@@ -10,17 +10,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from progressive_sae.analysis.frontier import FrontierPoint, usable_granularities
+from progressive_sae.analysis.frontier import FrontierPoint
 from progressive_sae.atomic import write_json_atomic
 from progressive_sae.errors import PSAEError
 from progressive_sae.evaluation import evaluate_fidelity
 from progressive_sae.experiment.analyses import run_analyses
+from progressive_sae.experiment.catalogue import Catalogue
 from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.experiment.frontier_jobs import frontier_jobs, other_mode_jobs
 from progressive_sae.experiment.runner import (
     EVALUATIONS_FILE,
     RANKING_LABELS,
     EvaluationLog,
-    PlannedRun,
     distilled,
     main_runs,
     permuted,
@@ -28,23 +29,9 @@ from progressive_sae.experiment.runner import (
     prepare_data,
     train_or_reuse,
 )
-from progressive_sae.progressive import LatentStatistics, latent_statistics
+from progressive_sae.progressive import latent_statistics
 from progressive_sae.report import write_report
-from progressive_sae.report.claims import DISTILLED
 from progressive_sae.sae.base import SparseAutoencoder
-
-
-@dataclass
-class Catalogue:
-    """Every SAE of the experiment, by name, with what the analyses need to know of it."""
-
-    saes: dict[str, SparseAutoencoder]
-    runs: dict[str, PlannedRun]
-    """The trained ones."""
-    external: list[str]
-    """Names of the imported ones."""
-    stats: dict[str, LatentStatistics]
-    """Latent statistics of each unpermuted SAE on the ranking rows."""
 
 
 @dataclass
@@ -153,7 +140,7 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
     external = []
     for ext in cfg.external:
         from progressive_sae.formats import import_sae
-        from progressive_sae.formats.hub import is_hub_path
+        from progressive_sae.hub_paths import is_hub_path
 
         if ext.name in saes:
             raise PSAEError(f"external SAE name {ext.name!r} is already a run name: rename it")
@@ -179,62 +166,6 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
         if fresh:  # points scored for an earlier distillation are stale
             log.forget(name)
     return Catalogue(saes, runs, external, stats)
-
-
-def permuted_label(family: str, by: str) -> str:
-    return f"{family} permuted by {RANKING_LABELS[by]}"
-
-
-def frontier_jobs(cfg: ExperimentConfig, cat: Catalogue) -> list[tuple[str, str, int]]:
-    """(series, SAE name, G) of every point the analyses need."""
-    grid, n, k = cfg.grid, cfg.grid.num_latents, cfg.grid.k
-    gs = cfg.eval.resolved_granularities(grid)
-    jobs: list[tuple[str, str, int]] = []
-
-    def along(series: str, name: str, sizes: list[int]) -> None:
-        if name in cat.saes:
-            jobs.extend((series, name, g) for g in usable_granularities(cat.saes[name], sizes))
-
-    for run in (r for r in cat.runs.values() if r.num_latents == n and r.k == k):
-        label = run.family if run.family != "TopK" else "TopK, unpermuted"
-        along(label, run.name, gs)
-        for by in grid.permute_by:
-            along(permuted_label(run.family, by), f"{run.name}+{by}", gs)
-    for run in cat.runs.values():
-        if run.baseline:
-            along("TopK baselines (trained at size G)", run.name, [run.num_latents])
-            if run.num_latents < n and "mean_sq" in grid.permute_by:
-                along(f"TopK-{run.num_latents} permuted by E[z²]", f"{run.name}+mean_sq", gs)
-    prefixes = [g for g in cfg.eval.resolved_prefixes(grid) if g < n] + [n]
-    for run in cat.runs.values():
-        if run.num_latents != n or run.family == "Sampled Matryoshka":
-            continue
-        name = f"{run.name}+mean_sq" if run.family == "TopK" else run.name
-        family = "TopK permuted by E[z²]" if run.family == "TopK" else run.family
-        for g in prefixes:
-            along(f"sparsity: {family} @{g}", name, [g])
-        if run.family == "TopK" and run.k != k:  # more (N, k, G) points for the scaling law
-            along(f"scaling: TopK-k{run.k} permuted by E[z²]", name, gs)
-    main_topk = main_runs(cfg, cat.runs).get("TopK")
-    for g in cfg.grid.resolved_distill() if main_topk else []:
-        along(DISTILLED, f"{main_topk}+distilled-{g}", [g])
-    for name in cat.external:
-        along(name, name, gs)
-        for by in grid.permute_by:
-            along(f"{name} permuted by {RANKING_LABELS[by]}", f"{name}+{by}", gs)
-    return jobs
-
-
-def other_mode_jobs(cfg: ExperimentConfig, cat: Catalogue, mode: str) -> list:
-    """Matryoshka and permuted TopK at the Matryoshka sizes, scored in `mode` too, so the
-    claims comparing them can say where the paper's result holds in either mode."""
-    main = main_runs(cfg, cat.runs)
-    if "Matryoshka" not in main or "TopK" not in main or "mean_sq" not in cfg.grid.permute_by:
-        return []
-    sizes = [g for g in cfg.grid.resolved_matryoshka() if g < cfg.grid.num_latents]
-    return [(f"{mode}: {series}", name, g) for series, name in (
-        ("Matryoshka", main["Matryoshka"]), (permuted_label("TopK", "mean_sq"),
-                                             f"{main['TopK']}+mean_sq")) for g in sizes]
 
 
 def _score(jobs, cat: Catalogue, prepared, log: EvaluationLog, mode: str,

@@ -6,16 +6,15 @@ from typing import TYPE_CHECKING
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import ExperimentConfig
+from progressive_sae.experiment.frontier_jobs import frontier_jobs
 from progressive_sae.sae.base import SparseAutoencoder
 
 if TYPE_CHECKING:
-    from progressive_sae.experiment.pipeline import Catalogue
+    from progressive_sae.experiment.catalogue import Catalogue
 
 
 def series_saes(cfg: ExperimentConfig, cat: Catalogue) -> dict[str, str]:
     """Series label → SAE name, for every series drawn from one SAE (not the baselines)."""
-    from progressive_sae.experiment.pipeline import frontier_jobs
-
     names: dict[str, set[str]] = {}
     for series, name, _ in frontier_jobs(cfg, cat):
         names.setdefault(series, set()).add(name)

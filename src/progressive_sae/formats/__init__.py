@@ -6,8 +6,9 @@
   ``encoder.weight``), see ``sparsify.py``;
 * ``gemmascope``: GemmaScope ``params.npz`` (import; export of JumpReLU SAEs too).
 
-Every reader accepts ``hf://ORG/REPO[@REVISION][/FOLDER]`` paths as well (see ``hub.py``)
-and can load just the first G latents (``import_sae(path, granularity=G)``).
+Every reader accepts ``hf://ORG/REPO[@REVISION][/FOLDER]`` paths as well (see
+``progressive_sae/hub_paths.py``) and can load just the first G latents
+(``import_sae(path, granularity=G)``).
 
 Every write is atomic and refuses to replace an existing path unless ``overwrite``. Every
 read is safetensors, JSON or ``np.load(allow_pickle=False)``: nothing is ever unpickled.
@@ -24,11 +25,12 @@ import torch
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats import sparsify
-from progressive_sae.formats._common import check_options, require_existing
+from progressive_sae.formats._common import check_options
 from progressive_sae.formats.detect import detect_format
 from progressive_sae.formats.gemmascope import export_gemmascope, load_gemmascope
 from progressive_sae.formats.saelens import export_saelens, load_saelens
 from progressive_sae.formats.sparsify import export_sparsify, load_sparsify
+from progressive_sae.hub_paths import require_existing
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import check_truncation, load_sae, save_sae
 

@@ -11,7 +11,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from progressive_sae.errors import PSAEError
-from progressive_sae.formats.hub import resolve_sae_path
 from progressive_sae.sae.base import SparseAutoencoder
 
 PROVENANCE_KEY = "progressive_sae"
@@ -21,15 +20,6 @@ PROVENANCE_KEY = "progressive_sae"
 def one_line(err: BaseException) -> str:
     """An exception's message squeezed onto one line."""
     return " ".join(str(err).split())
-
-
-def require_existing(path: str | Path) -> Path:
-    """`path` as a local path that exists: every SAE reader starts here, so this is where
-    hf:// paths are resolved (fetched into the Hugging Face cache)."""
-    path = resolve_sae_path(path)
-    if not path.exists():
-        raise PSAEError(f"{path} does not exist")
-    return path
 
 
 def safetensors_header(file: Path) -> tuple[list[str], dict[str, str]]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from progressive_sae.errors import PSAEError
 from progressive_sae.formats import gemmascope, saelens, sparsify
-from progressive_sae.formats._common import require_existing, safetensors_header
+from progressive_sae.formats._common import safetensors_header
+from progressive_sae.hub_paths import require_existing
 from progressive_sae.sae import io as native
 
 EXPECTED = (

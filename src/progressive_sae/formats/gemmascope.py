@@ -36,9 +36,9 @@ from progressive_sae.formats._common import (
     fold_input_bias,
     jump_threshold,
     one_line,
-    require_existing,
     unfold_input_bias,
 )
+from progressive_sae.hub_paths import require_existing
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
 from progressive_sae.sae.jumprelu import JumpReLUSAE

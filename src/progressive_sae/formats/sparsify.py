@@ -35,9 +35,9 @@ from progressive_sae.formats._common import (
     provenance,
     read_provenance,
     reject_extra,
-    require_existing,
     safetensors_header,
 )
+from progressive_sae.hub_paths import require_existing
 from progressive_sae.json_files import read_json_object
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig

@@ -21,7 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from progressive_sae.atomic import write_folder, write_json_atomic
-from progressive_sae.data.cache import CachedActivations, check_sae_fits
+from progressive_sae.config_files import data_source
+from progressive_sae.data.cache import check_sae_fits
 from progressive_sae.errors import PSAEError
 from progressive_sae.interp.config import InterpConfig, RecordsConfig
 from progressive_sae.interp.records import POOL_FIELDS, WINDOW_FIELDS, LatentRecords
@@ -259,7 +260,7 @@ def collect_records(
     """
     cfg = cfg.records if isinstance(cfg, InterpConfig) else (cfg or RecordsConfig())
     if isinstance(source, (str, Path)):
-        source = CachedActivations(source, shuffle_buffer=0)
+        source = data_source(source, text_order=True)
     elif getattr(source, "shuffle", False):
         raise PSAEError("the activation cache is shuffled: open it with shuffle_buffer=0 "
                         "(records need rows in text order)")

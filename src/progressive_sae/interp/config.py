@@ -14,6 +14,7 @@ from typing import Any
 from progressive_sae.config_files import load_yaml
 from progressive_sae.errors import PSAEError
 from progressive_sae.sae.base import GRANULARITY_MODES
+from progressive_sae.settings import from_mapping
 
 METHODS = ("simulation", "fuzzing", "detection")
 
@@ -163,8 +164,6 @@ class InterpConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "interp") -> InterpConfig:
-        from progressive_sae.experiment.config import from_mapping
-
         data = dict(data or {})
         sections = {"records": RecordsConfig, "sampling": SamplingConfig, "llm": LLMConfig}
         for key, section in sections.items():

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from progressive_sae.atomic import write_bytes_atomic, write_json_atomic
-from progressive_sae.data.cache import CachedActivations, check_sae_fits
+from progressive_sae.config_files import data_source
+from progressive_sae.data.cache import check_sae_fits
 from progressive_sae.errors import PSAEError
 from progressive_sae.interp.baseline import LABEL as BASELINE
 from progressive_sae.interp.baseline import BaselineInterpreter
@@ -99,7 +100,7 @@ def interpret(
     cfg = cfg or InterpConfig()
     out = Path(out)
     if isinstance(source, (str, Path)):
-        source = CachedActivations(source, shuffle_buffer=0)
+        source = data_source(source, text_order=True)
     if not saes:
         raise PSAEError("no SAE to interpret: expected at least one")
     if CONTROL in saes and cfg.control:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.clients.base import ChatRequest, Message
 
 TokenText = Callable[[int], str]
@@ -53,24 +51,14 @@ def token_text_from(tokenizer: Any | None) -> TokenText:
 
 
 def load_tokenizer(meta: dict[str, Any]) -> Any | None:
-    """The tokenizer named by a cache manifest (records' meta): its model folder or the
-    offline default; None when it names nothing loadable."""
-    names = [(meta.get("tokenizer") or {}).get("name"), meta.get("model")]
-    for name in names:
-        if not name:
-            continue
-        if name == "offline-default":
-            from progressive_sae.lm.offline import DEFAULT_LM_PATH
+    """The tokenizer named by a cache manifest (records' meta): the offline default, a model
+    folder or a hub name in the local cache; None when it names nothing loadable."""
+    from progressive_sae.lm.model import load_tokenizer as named_tokenizer
 
-            name = str(DEFAULT_LM_PATH)
-        if Path(name).is_dir():
-            from transformers import AutoTokenizer
-
-            try:
-                return AutoTokenizer.from_pretrained(name)
-            except (OSError, ValueError) as err:
-                raise PSAEError(f"tokenizer {name!r}: cannot load it ({first_line(err)})"
-                                ) from None
+    for name in ((meta.get("tokenizer") or {}).get("name"), meta.get("model")):
+        tokenizer = named_tokenizer(name) if name else None
+        if tokenizer is not None:
+            return tokenizer
     return None
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from progressive_sae.errors import PSAEError, first_line
 
 if TYPE_CHECKING:
-    from progressive_sae.lm.text import TextConfig
+    from progressive_sae.lm.text_config import TextConfig
 
 FILE_TYPES = (".txt", ".jsonl", ".parquet")
 SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")

@@ -96,7 +96,8 @@ def extract(
         "exclude_bos": bool(exclude_bos),
         "bos_prepended": bos is not None,
         "text": text_config.to_dict(),
-        "tokenizer": {"name": str(getattr(tokenizer, "name_or_path", "") or ""),
+        "tokenizer": {"name": str(getattr(lm, "name", "")
+                                  or getattr(tokenizer, "name_or_path", "") or ""),
                       "vocab_size": _vocab_size(tokenizer)},
         "max_tokens": max_tokens,
     }

@@ -6,17 +6,17 @@ too (e.g. one trained in memory), finding its list of decoder blocks on construc
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.lm.replay import BlockOutputCache
+from progressive_sae.lm.transformers_quiet import quiet_transformers
 
 KNOWN_BLOCK_PATHS = (
     "transformer.h",  # GPT-2, GPT-J, Bloom, Falcon
@@ -129,15 +129,45 @@ OFFLINE_DEFAULT = "offline-default"
 """Model name of the small GPT-2 that ships inside the package (trained on CPython's docs)."""
 
 
+def recorded_name(name: str) -> str:
+    """An LM name read from a manifest or record. Records name an LM as the user named it;
+    runs made before that named the shipped model by its install path, which moves with the
+    checkout: that path reads as 'offline-default'."""
+    if Path(name).parts[-4:] == ("progressive_sae", "lm", "offline", "default"):
+        return OFFLINE_DEFAULT
+    return name
+
+
+def load_tokenizer(name: str) -> Any | None:
+    """The tokenizer of the LM a record names (the offline default, a model folder, or a
+    hub name in the local cache); None when none of those is at hand."""
+    from transformers import AutoTokenizer
+
+    name = recorded_name(name)
+    if name == OFFLINE_DEFAULT:
+        from progressive_sae.lm.offline import DEFAULT_LM_PATH
+
+        name = str(DEFAULT_LM_PATH)
+    try:
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as err:
+        if Path(name).is_dir():
+            raise PSAEError(f"tokenizer {name!r}: cannot load it ({first_line(err)})") from None
+        return None
+
+
 def load_lm(
     name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
     dtype: torch.dtype | str | None = None,
 ) -> LanguageModel:
     """Load `AutoModelForCausalLM` + `AutoTokenizer` from a local folder or a hub name,
-    in eval mode on `device` (dtype: bf16 on CUDA, fp32 on CPU unless given)."""
+    in eval mode on `device` (dtype: bf16 on CUDA, fp32 on CPU unless given). Its `name` is
+    `name_or_path` as given: what manifests and records write, so that a run stays readable
+    after the package or the run folder moves."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name = os.fspath(name_or_path)
+    given = name = recorded_name(os.fspath(name_or_path))
     if name == OFFLINE_DEFAULT:
         from progressive_sae.lm.offline import DEFAULT_LM_PATH, default_lm_available
 
@@ -161,23 +191,7 @@ def load_lm(
         raise PSAEError(f"model {name!r}: cannot load it ({first_line(e)})") from e
     model.to(device)
     model.eval()
-    return LanguageModel(model=model, tokenizer=tokenizer, name=name)
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' loading bars and reports (stderr is for our one-line errors)."""
-    from transformers.utils import logging as hf_logging
-
-    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
+    return LanguageModel(model=model, tokenizer=tokenizer, name=given)
 
 
 def _check_local(name: str) -> None:

@@ -7,29 +7,14 @@ whose data the run lacks (e.g. no LM, no Matryoshka run) is reported as not test
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from progressive_sae.report.claim import Claim, untested, verdict
+from progressive_sae.report.stage_claims import interp_claims, seed002_claims
 
 BASELINES = "TopK baselines (trained at size G)"
 TOPK_PERM = "TopK permuted by E[z²]"
 DISTILLED = "TopK distilled to G (no fine-tune)"
-
-
-@dataclass
-class Claim:
-    """One claim of the paper and this run's verdict."""
-
-    claim: str
-    """What the paper says."""
-    paper: str
-    """The paper's own figures."""
-    found: str
-    """What this run measured."""
-    verdict: str
-    """'holds', 'does not hold' or 'not tested'."""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _series(results: dict, series: str, metric: str) -> dict[int, float]:
@@ -37,20 +22,12 @@ def _series(results: dict, series: str, metric: str) -> dict[int, float]:
             if p["series"] == series and p.get(metric) is not None}
 
 
-def _verdict(ok: bool) -> str:
-    return "holds" if ok else "does not hold"
-
-
-def _untested(claim: str, paper: str, why: str) -> Claim:
-    return Claim(claim, paper, why, "not tested")
-
-
 def _beats(results: dict, better: str, worse: str, metric: str, lower: bool, n: int,
            claim: str, paper: str) -> Claim:
     a, b = _series(results, better, metric), _series(results, worse, metric)
     shared = sorted(g for g in set(a) & set(b) if g < n)
     if not shared:
-        return _untested(claim, paper, f"no {metric} points for both '{better}' and '{worse}'")
+        return untested(claim, paper, f"no {metric} points for both '{better}' and '{worse}'")
     wins = [g for g in shared if (a[g] < b[g] if lower else a[g] > b[g])]
     g = shared[len(shared) // 2]
     found = (f"better at {len(wins)}/{len(shared)} granularities G < N; at G={g}: "
@@ -58,7 +35,7 @@ def _beats(results: dict, better: str, worse: str, metric: str, lower: bool, n: 
     losses = [g for g in shared if g not in wins]
     if losses:
         found += "; not better at G = " + ", ".join(map(str, losses))
-    return Claim(claim, paper, found, _verdict(len(wins) == len(shared)))
+    return Claim(claim, paper, found, verdict(len(wins) == len(shared)))
 
 
 def _mean_below(results: dict, better: str, worse: str, n: int, claim: str,
@@ -66,11 +43,11 @@ def _mean_below(results: dict, better: str, worse: str, n: int, claim: str,
     a, b = _series(results, better, "fvu"), _series(results, worse, "fvu")
     shared = sorted(g for g in set(a) & set(b) if g < n)
     if not shared:
-        return _untested(claim, paper, f"no FVU points for both '{better}' and '{worse}'")
+        return untested(claim, paper, f"no FVU points for both '{better}' and '{worse}'")
     mean_a = sum(a[g] for g in shared) / len(shared)
     mean_b = sum(b[g] for g in shared) / len(shared)
     found = f"mean FVU over G < N: {mean_a:.4g} vs {mean_b:.4g}"
-    return Claim(claim, paper, found, _verdict(mean_a < mean_b))
+    return Claim(claim, paper, found, verdict(mean_a < mean_b))
 
 
 def frontier_claims(results: dict) -> list[Claim]:
@@ -128,14 +105,14 @@ def _full_size(results: dict, n: int) -> Claim:
     paper = "§5 (fig. 10); seed 002: 'a minor tradeoff with reconstruction performance'"
     m, t = _series(results, "Matryoshka", "fvu"), _series(results, TOPK_PERM, "fvu")
     if n not in m or n not in t:
-        return _untested(claim, paper, "no full-size FVU for both")
+        return untested(claim, paper, "no full-size FVU for both")
     rel = m[n] / t[n] - 1
     found = f"FVU at N={n}: Matryoshka {m[n]:.4g} vs TopK {t[n]:.4g} ({rel:+.1%})"
     ce_m, ce_t = _series(results, "Matryoshka", "ce_ratio"), _series(results, TOPK_PERM,
                                                                       "ce_ratio")
     if n in ce_m and n in ce_t:
         found += f"; CE ratio {ce_m[n]:.4f} vs {ce_t[n]:.4f}"
-    return Claim(claim, paper, found + " (holds if within +15%)", _verdict(rel <= 0.15))
+    return Claim(claim, paper, found + " (holds if within +15%)", verdict(rel <= 0.15))
 
 
 def _truncation(results: dict, n: int) -> list[Claim]:
@@ -152,18 +129,18 @@ def _truncation(results: dict, n: int) -> list[Claim]:
         found = (f"FVU at G={g}: baseline {base[g]:.4g}, permuted TopK {perm[g]:.4g}"
                  + (f", Matryoshka {matryoshka[g]:.4g}" if g in matryoshka else "")
                  + " (holds if the better is within 25% of the baseline)")
-        out.append(Claim(claim, paper, found, _verdict(best <= 1.25 * base[g])))
+        out.append(Claim(claim, paper, found, verdict(best <= 1.25 * base[g])))
     else:
-        out.append(_untested(claim, paper, f"no baseline of size {g}"))
+        out.append(untested(claim, paper, f"no baseline of size {g}"))
     half = _series(results, f"TopK-{n // 2} permuted by E[z²]", "fvu")
     claim = ("The advantage shrinks as G/N falls: at G = N/4 a permuted N/2 SAE beats the "
              "permuted N SAE")
     paper = "§5: the 32K SAE with reordering outperforms the 65K ones at 16K and 10K latents"
     if g in half and g in perm:
         found = f"FVU at G={g}: N/2 permuted {half[g]:.4g} vs N permuted {perm[g]:.4g}"
-        out.append(Claim(claim, paper, found, _verdict(half[g] < perm[g])))
+        out.append(Claim(claim, paper, found, verdict(half[g] < perm[g])))
     else:
-        out.append(_untested(claim, paper, f"no permuted TopK of size {n // 2}"))
+        out.append(untested(claim, paper, f"no permuted TopK of size {n // 2}"))
     return out
 
 
@@ -177,7 +154,7 @@ def distill_claims(results: dict) -> list[Claim]:
     t_fvu, t_ce = _series(results, TOPK_PERM, "fvu"), _series(results, TOPK_PERM, "ce_ratio")
     shared = sorted(set(fvu) & set(t_fvu))
     if not shared:
-        return [_untested(claim, paper, "no distilled SAE scored beside the permuted TopK")]
+        return [untested(claim, paper, "no distilled SAE scored beside the permuted TopK")]
     parts, wins = [], 0
     for g in shared:
         better = fvu[g] < t_fvu[g] and (g not in ce or g not in t_ce or ce[g] > t_ce[g])
@@ -187,7 +164,7 @@ def distill_claims(results: dict) -> list[Claim]:
             text += f", CE ratio {ce[g]:.4g} vs {t_ce[g]:.4g}"
         parts.append(text)
     found = f"distilled vs truncated, better at {wins}/{len(shared)}: " + "; ".join(parts)
-    return [Claim(claim, paper, found, _verdict(wins == len(shared)))]
+    return [Claim(claim, paper, found, verdict(wins == len(shared)))]
 
 
 def power_law_claims(results: dict) -> list[Claim]:
@@ -205,13 +182,13 @@ def power_law_claims(results: dict) -> list[Claim]:
     )
     for stat, part, min_r2, claim, paper in spec:
         if not laws:
-            claims.append(_untested(claim, paper, "no TopK SAE was fitted"))
+            claims.append(untested(claim, paper, "no TopK SAE was fitted"))
             continue
         fits = [(name, r[stat][part]) for name, r in laws.items()]
         found = "; ".join(f"{name}: exponent -{f['exponent']:.2f}, R² {f['r2']:.3f}"
                           for name, f in fits)
         claims.append(Claim(claim, paper, found + f" (holds if every R² ≥ {min_r2})",
-                            _verdict(all(f["r2"] >= min_r2 for _, f in fits))))
+                            verdict(all(f["r2"] >= min_r2 for _, f in fits))))
     return claims
 
 
@@ -223,9 +200,9 @@ def other_claims(results: dict) -> list[Claim]:
     if fit:
         claims.append(Claim(claim, paper, f"R² (log) {fit['r2_log']:.3f} over "
                             f"{fit['n_points']} points, RMSE (log) {fit['rmse_log']:.3f} "
-                            "(holds if R² ≥ 0.9)", _verdict(fit["r2_log"] >= 0.9)))
+                            "(holds if R² ≥ 0.9)", verdict(fit["r2_log"] >= 0.9)))
     else:
-        claims.append(_untested(claim, paper, results.get("scaling_law_error") or "not fitted"))
+        claims.append(untested(claim, paper, results.get("scaling_law_error") or "not fitted"))
     blocks = results.get("block_similarity") or {}
     claim = "Matryoshka's decoder similarity is stepped at its granularity boundaries"
     paper = "appendix A: clear discontinuities at the boundaries; TopK uniform"
@@ -233,18 +210,18 @@ def other_claims(results: dict) -> list[Claim]:
         found = (f"mean |cos| within / across blocks: Matryoshka {blocks['Matryoshka']:.3f}, "
                  f"TopK {blocks['TopK']:.3f}")
         claims.append(Claim(claim, paper, found,
-                            _verdict(blocks["Matryoshka"] > blocks["TopK"])))
+                            verdict(blocks["Matryoshka"] > blocks["TopK"])))
     else:
-        claims.append(_untested(claim, paper, "needs a Matryoshka and a TopK run at N"))
+        claims.append(untested(claim, paper, "needs a Matryoshka and a TopK run at N"))
     split = results.get("feature_splitting")
     claim = "Latents of a small SAE split into several latents of a larger one"
     paper = "§5 and appendix A (feature splitting, Bricken et al. 2023)"
     if split and split.get("mean_splits") is not None:
         found = (f"{split['small']} → {split['large']}: {split['mean_splits']:.2f} large latents "
                  f"per matched small latent (cos ≥ {split['threshold']})")
-        claims.append(Claim(claim, paper, found, _verdict(split["mean_splits"] > 1)))
+        claims.append(Claim(claim, paper, found, verdict(split["mean_splits"] > 1)))
     else:
-        claims.append(_untested(claim, paper, "needs TopK baselines of two sizes"))
+        claims.append(untested(claim, paper, "needs TopK baselines of two sizes"))
     mass = results.get("activation_mass") or {}
     claim = "Sampled Matryoshka concentrates activation mass in its first latents, TopK spreads it"
     paper = "§7 (activation-mass figure)"
@@ -252,10 +229,10 @@ def other_claims(results: dict) -> list[Claim]:
         half = {name: c["half_mass_latents"] / c["num_latents"] for name, c in mass.items()}
         found = "latents holding half the mass: " + ", ".join(
             f"{name} {share:.1%}" for name, share in half.items())
-        claims.append(Claim(claim, paper, found, _verdict(
+        claims.append(Claim(claim, paper, found, verdict(
             half["Sampled Matryoshka"] < half["TopK (unpermuted)"])))
     else:
-        claims.append(_untested(claim, paper, "needs a sampled Matryoshka and a TopK run"))
+        claims.append(untested(claim, paper, "needs a sampled Matryoshka and a TopK run"))
     return claims
 
 
@@ -271,17 +248,17 @@ def correlation_claims(results: dict) -> list[Claim]:
     fvu_ce = pairs.get(frozenset(("fvu", "ce_ratio")))
     if not fvu_ce or fvu_ce["spearman"] is None:
         why = "no points with both FVU and a recaptured LM loss (no LM windows scored?)"
-        return [_untested(c, paper, why) for c in claims]
+        return [untested(c, paper, why) for c in claims]
     found = "; ".join(f"{p['x']}–{p['y']}: Pearson {p['pearson']:.3f}, Spearman "
                       f"{p['spearman']:.3f} (n={p['n']})" for p in pairs.values()
                       if p["pearson"] is not None and p["spearman"] is not None)
-    out = [Claim(claims[0], paper, found, _verdict(abs(fvu_ce["spearman"]) >= 0.7))]
+    out = [Claim(claims[0], paper, found, verdict(abs(fvu_ce["spearman"]) >= 0.7))]
     with_rsa = [pairs.get(frozenset((m, "rsa"))) for m in ("fvu", "ce_ratio")]
     if all(p and p["spearman"] is not None for p in with_rsa):
         between = all(abs(p["spearman"]) >= abs(fvu_ce["spearman"]) for p in with_rsa)
-        out.append(Claim(claims[1], paper, found, _verdict(between)))
+        out.append(Claim(claims[1], paper, found, verdict(between)))
     else:
-        out.append(_untested(claims[1], paper, "RSA not scored with both"))
+        out.append(untested(claims[1], paper, "RSA not scored with both"))
     return out
 
 
@@ -290,7 +267,5 @@ CLAIM_GROUPS: tuple[Callable[[dict], list[Claim]], ...] = (
 
 
 def evaluate_claims(results: dict[str, Any]) -> list[Claim]:
-    from progressive_sae.report.stage_claims import interp_claims, seed002_claims
-
     groups = (*CLAIM_GROUPS, interp_claims, seed002_claims)
     return [claim for group in groups for claim in group(results)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from progressive_sae.report.claims import Claim, _untested, _verdict
+from progressive_sae.report.claim import Claim, untested, verdict
 
 TOPK, MATRYOSHKA = "TopK permuted by E[z²]", "Matryoshka"
 
@@ -38,7 +38,7 @@ def interp_claims(results: dict) -> list[Claim]:
     """The interpretability stage's claims (`interp.claims.paper_claims`) as report rows."""
     interp = results.get("interp")
     if not interp:
-        return [_untested(claim[0].upper() + claim[1:], paper, "no interp section in this run")
+        return [untested(claim[0].upper() + claim[1:], paper, "no interp section in this run")
                 for claim, paper in PAPER_INTERP.items()]
     from progressive_sae.interp.claims import paper_claims
     from progressive_sae.interp.results import InterpResult
@@ -48,11 +48,11 @@ def interp_claims(results: dict) -> list[Claim]:
         claim = f"{c.claim[0].upper()}{c.claim[1:]} ({c.method}, {c.interpreter})"
         paper = PAPER_INTERP.get(c.claim, "§6")
         if c.holds is None:
-            rows.append(_untested(claim, paper, c.found))
+            rows.append(untested(claim, paper, c.found))
         else:
             note = " (ordered as claimed, but the 95% intervals overlap)" if (
                 c.holds and not c.separated) else ""
-            rows.append(Claim(claim, paper, c.found + note, _verdict(bool(c.separated))))
+            rows.append(Claim(claim, paper, c.found + note, verdict(bool(c.separated))))
     return rows
 
 
@@ -65,7 +65,7 @@ def _full_view(views: list[dict], sae: str) -> dict | None:
 def seed002_claims(results: dict) -> list[Claim]:
     evals = results.get("evals")
     if not evals:
-        return [_untested("Matryoshka SAEs absorb fewer features than (Batch)TopK",
+        return [untested("Matryoshka SAEs absorb fewer features than (Batch)TopK",
                           "seed 002 §5: absorption far lower", "no evals section in this run")]
     claims = []
     hierarchy = evals.get("hierarchy")
@@ -77,9 +77,9 @@ def seed002_claims(results: dict) -> list[Claim]:
             claims.append(Claim(claim, paper, f"TopK {_fmt(t['mean_gap'])} vs Matryoshka "
                                 f"{_fmt(m['mean_gap'])}; encoder cos with children "
                                 f"{t['mean_encoder_cos']:.3f} vs {m['mean_encoder_cos']:.3f}",
-                                _verdict(_clearly(m["mean_gap"], t["mean_gap"], higher=False))))
+                                verdict(_clearly(m["mean_gap"], t["mean_gap"], higher=False))))
         else:
-            claims.append(_untested(claim, paper, "no gap defined"))
+            claims.append(untested(claim, paper, "no gap defined"))
     absorption = evals.get("absorption")
     claim = "Matryoshka reduces feature absorption on the LM"
     paper = "seed 002 §5 (first-letter task): absorption rate far below BatchTopK's"
@@ -91,11 +91,11 @@ def seed002_claims(results: dict) -> list[Claim]:
                                 f"mean absorption fraction {TOPK} {_fmt(ta)} vs Matryoshka "
                                 f"{_fmt(ma)}; full absorption {_fmt(t['full_absorption_rate'])}"
                                 f" vs {_fmt(m['full_absorption_rate'])}",
-                                _verdict(_clearly(ma, ta, higher=False))))
+                                verdict(_clearly(ma, ta, higher=False))))
         else:
-            claims.append(_untested(claim, paper, "absorption not defined for both SAEs"))
+            claims.append(untested(claim, paper, "absorption not defined for both SAEs"))
     elif absorption:
-        claims.append(_untested(claim, paper, f"every class of the {absorption['task']} task "
+        claims.append(untested(claim, paper, f"every class of the {absorption['task']} task "
                                 "was gated (the LM's own probe did not learn it)"))
     claims += _probing_claims(evals.get("probing"))
     claims += _erasure_claims(evals.get("erasure"))
@@ -114,11 +114,11 @@ def _probing_claims(probing: dict | None) -> list[Claim]:
         return []
     t, m = (_summary(probing["summary"], s, 1) for s in (TOPK, MATRYOSHKA))
     if not t or not m or not t.get("accuracy") or not m.get("accuracy"):
-        return [_untested(claim, paper, "no ungated probing task")]
+        return [untested(claim, paper, "no ungated probing task")]
     ceiling = probing.get("residual_mean")
     found = (f"mean top-1 accuracy {TOPK} {_fmt(t['accuracy'])} vs Matryoshka "
              f"{_fmt(m['accuracy'])}; residual probe {_fmt(ceiling)}")
-    return [Claim(claim, paper, found, _verdict(_clearly(m["accuracy"], t["accuracy"])))]
+    return [Claim(claim, paper, found, verdict(_clearly(m["accuracy"], t["accuracy"])))]
 
 
 def _erasure_claims(erasure: dict | None) -> list[Claim]:
@@ -135,8 +135,8 @@ def _erasure_claims(erasure: dict | None) -> list[Claim]:
                 for s in (TOPK, MATRYOSHKA)}
         t, m = rows[TOPK], rows[MATRYOSHKA]
         if not t or not m or not t.get("value") or not m.get("value"):
-            claims.append(_untested(claim, paper, f"{name} not scored (gated?)"))
+            claims.append(untested(claim, paper, f"{name} not scored (gated?)"))
             continue
         claims.append(Claim(claim, paper, f"{TOPK} {_fmt(t['value'])} vs Matryoshka "
-                            f"{_fmt(m['value'])}", _verdict(_clearly(m["value"], t["value"]))))
+                            f"{_fmt(m['value'])}", verdict(_clearly(m["value"], t["value"]))))
     return claims

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError
+from progressive_sae.hub_paths import require_existing
 from progressive_sae.json_files import read_json_object, to_json
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.batchtopk import BatchTopKSAE
@@ -155,8 +156,6 @@ def load_sae(
     With `granularity` G, only the first G latents are read: the result equals
     `load_sae(path).truncate(G, k)` (k defaults to k_G = round(k·G/N)).
     """
-    from progressive_sae.formats._common import require_existing  # resolves hf:// paths
-
     path = require_existing(path)
     cfg = read_config(path)
     sae = sized_sae(cfg, granularity, k)

@@ -83,8 +83,9 @@ class TrainConfig:
     device: str = "cpu"
     """'cpu' or 'cuda'."""
     matmul_dtype: str = "auto"
-    """Dtype of the dense encode matmul: 'auto' (bf16 where native, else fp32), 'float32'
-    or 'bfloat16'. Selected latents' values and all gradients are fp32 either way."""
+    """Dtype of the dense product that proposes latents: 'auto' (bf16 where native, else
+    fp32), 'float32' or 'bfloat16'. Speed only: the chosen latents, their values and every
+    gradient are those of the exact fp32 pre-activations whatever it is."""
     wandb_project: str | None = None
     """Log to this Weights & Biases project as well (needs the wandb package)."""
 

@@ -134,11 +134,15 @@ def cache_token_dataset(
     cache: str | Path, tokenizer: object, task: str, rows_per_class: int = 256,
     scan_rows: int = 262_144, seed: int = 0,
 ) -> tuple[torch.Tensor, list[str], dict]:
-    """(activations, labels, details) from an activation cache: its first `scan_rows` rows in
-    disk order, labelled from their token ids (decoded with `tokenizer`)."""
-    from progressive_sae.data.cache import CachedActivations
+    """(activations, labels, details) from an activation cache (its folder, or a YAML config
+    naming it): its first `scan_rows` rows in disk order, labelled from their token ids
+    (decoded with `tokenizer`)."""
+    from progressive_sae.config_files import data_source
 
-    source = CachedActivations(cache, shuffle_buffer=0)
+    source = data_source(cache, text_order=True)
+    if not hasattr(source, "token_table"):
+        raise PSAEError(f"--data {cache}: token tasks need token ids: expected an activation "
+                        "cache written by `psae extract`")
     table = source.token_table(0, min(len(source), scan_rows))
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     unique = np.unique(table[:, 2])

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from progressive_sae.data.cache import CachedActivations, check_sae_fits
-from progressive_sae.data.source import NpySource
+from progressive_sae.data.cache import check_sae_fits
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.browser.page import write_page
 from progressive_sae.interp.browser.payload import LatentScores, PayloadConfig, build_payload
@@ -48,20 +47,18 @@ class BrowseResult:
 
 
 def open_source(data: str | Path | Any) -> Any:
-    """An activation cache folder (read in text order), a `.npy` file, or a source object."""
-    if not isinstance(data, (str, Path)):
-        return data
-    path = Path(data)
-    if path.suffix == ".npy" and path.is_file():
-        return NpySource(path)
-    return CachedActivations(path, shuffle_buffer=0)
+    """Activations as every command reads them (`config_files.data_source`; a cache in text
+    order), or a source object as it is."""
+    from progressive_sae.config_files import data_source
+
+    return data_source(data, text_order=True) if isinstance(data, (str, Path)) else data
 
 
 def resolve_lm(lm: str | Any | None, source: Any, notes: list[str]) -> Any | None:
     """The LM given, else the one the cache's manifest names when it is at hand locally
     (the offline default or a model folder); None, with a note, otherwise."""
     from progressive_sae.lm import load_lm
-    from progressive_sae.lm.model import OFFLINE_DEFAULT
+    from progressive_sae.lm.model import OFFLINE_DEFAULT, recorded_name
 
     if lm is not None and not isinstance(lm, str):
         return lm
@@ -71,9 +68,7 @@ def resolve_lm(lm: str | Any | None, source: Any, notes: list[str]) -> Any | Non
     if not recorded:
         notes.append("no LM: the cache names no model; tokens are shown as ids (pass --lm)")
         return None
-    if Path(recorded).parts[-4:] == ("progressive_sae", "lm", "offline", "default") and \
-            not Path(recorded).is_dir():
-        recorded = OFFLINE_DEFAULT  # the shipped model, extracted in another checkout
+    recorded = recorded_name(recorded)
     if recorded != OFFLINE_DEFAULT and not (Path(recorded) / "config.json").is_file():
         notes.append(f"no LM: the cache's model {recorded!r} is not a local model folder; "
                      "tokens are shown as ids (pass --lm)")

@@ -20,7 +20,8 @@ from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.clients.base import ChatAnswer, ChatRequest, Message
 from progressive_sae.interp.clients.one_pass import one_pass_expected_values
 from progressive_sae.interp.clients.stats import ClientStats
-from progressive_sae.lm.model import quiet_transformers, resolve_dtype
+from progressive_sae.lm.model import resolve_dtype
+from progressive_sae.lm.transformers_quiet import quiet_transformers
 
 
 class HFChatModel:

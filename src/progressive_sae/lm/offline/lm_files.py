@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from progressive_sae.atomic import atomic_directory, write_json_atomic
-from progressive_sae.lm.model import quiet_transformers
 from progressive_sae.lm.offline.tokenizer import load_tokenizer, save_tokenizer
+from progressive_sae.lm.transformers_quiet import quiet_transformers
 
 
 def save_checkpoint(folder: Path, model, opt, tokenizer, state: dict[str, Any]) -> None:

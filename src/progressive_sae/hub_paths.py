@@ -11,6 +11,10 @@ fetched.
 (``HF_HUB_CACHE`` / ``HF_HOME``), honouring ``HF_HUB_OFFLINE`` and reading ``HF_TOKEN``
 for gated repos itself (the token is never printed). The local path is then read by the
 ordinary format readers. Every failure is one line naming the hf:// path.
+
+`require_existing` is where every SAE reader starts (the native one in `sae/io.py` and
+the foreign formats' in `formats/`): hence this module sits below both and imports
+neither.
 """
 
 from __future__ import annotations
@@ -117,3 +121,12 @@ def _snapshot(where: HubPath) -> str:
     except (HfHubHTTPError, OSError, ValueError) as err:
         raise PSAEError(f"{where}: could not fetch it from the Hub "
                         f"({first_line(err)})") from None
+
+
+def require_existing(path: str | Path) -> Path:
+    """`path` as a local path that exists: every SAE reader starts here, so this is where
+    hf:// paths are resolved (fetched into the Hugging Face cache)."""
+    path = resolve_sae_path(path)
+    if not path.exists():
+        raise PSAEError(f"{path} does not exist")
+    return path
