@@ -232,3 +232,30 @@ def test_auxk_dense_path_picks_the_exact_dead_latents():
     exact = exact_pre_activations(x, W, b)
     want = dense(TopK(12, columns=dead_idx)(exact)) @ sae.W_dec.detach()
     torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["topk", "batchtopk", "jumprelu"])
+def test_sae_encodes_at_every_granularity_and_mode_are_exact(activation):
+    """Relative mode (k_G over the first G latents), prefix mode and full size, through
+    `sae.encode` on the machine's default product, against the rules on exact values."""
+    x, W, b = hard_inputs(9, "near-ties")
+    sae = build_sae(SAEConfig(d_in=D, num_latents=N, k=K, activation=activation))
+    with torch.no_grad():
+        sae.W_enc.copy_(W)
+        sae.b_enc.copy_(b)
+        if activation == "batchtopk":
+            sae.threshold.fill_(0.4)
+        if activation == "jumprelu":
+            sae.threshold.copy_(torch.rand(N, generator=torch.Generator().manual_seed(1)))
+    sae.eval()
+    x_c = x - sae.b_dec
+    for g in (N, 96, 17):
+        exact = exact_pre_activations(x_c, W[:g], b[:g])
+        with torch.no_grad():
+            relative = sae.encode(x, g, "relative")
+            prefix = sae.encode(x, g, "prefix")
+        want = dense(sae.rule_at(g)(exact), g)
+        assert torch.equal(relative.to_dense(N)[:, :g], want), (activation, g)
+        full = dense(sae.rule()(exact_pre_activations(x_c, W, b)))
+        full[:, g:] = 0
+        assert torch.equal(prefix.to_dense(N), full), (activation, g)
