@@ -27,6 +27,7 @@ import torch
 
 from progressive_sae.interp.clients import offline
 from progressive_sae.interp.prompts import all_at_once_prompt, explain_request
+from progressive_sae.lm import smollm2
 
 HERE = Path(__file__).resolve().parent
 TEXT = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -53,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     scratch = Path(tempfile.mkdtemp(prefix="psae-llm-bench-"))
-    os.environ[offline.CACHE_ENV] = str(scratch)  # read at load time
+    os.environ[smollm2.CACHE_ENV] = str(scratch)  # read at load time
     try:
         first_load, _ = timed(offline.load_offline_default)
         offline._LOADED.clear()

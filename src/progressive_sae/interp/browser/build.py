@@ -58,7 +58,7 @@ def resolve_lm(lm: str | Any | None, source: Any, notes: list[str]) -> Any | Non
     """The LM given, else the one the cache's manifest names when it is at hand locally
     (the offline default or a model folder); None, with a note, otherwise."""
     from progressive_sae.lm import load_lm
-    from progressive_sae.lm.model import OFFLINE_DEFAULT, recorded_name
+    from progressive_sae.lm.model import LOCAL_NAMES, recorded_name
 
     if lm is not None and not isinstance(lm, str):
         return lm
@@ -69,7 +69,7 @@ def resolve_lm(lm: str | Any | None, source: Any, notes: list[str]) -> Any | Non
         notes.append("no LM: the cache names no model; tokens are shown as ids (pass --lm)")
         return None
     recorded = recorded_name(recorded)
-    if recorded != OFFLINE_DEFAULT and not (Path(recorded) / "config.json").is_file():
+    if recorded not in LOCAL_NAMES and not (Path(recorded) / "config.json").is_file():
         notes.append(f"no LM: the cache's model {recorded!r} is not a local model folder; "
                      "tokens are shown as ids (pass --lm)")
         return None
