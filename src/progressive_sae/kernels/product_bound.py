@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import torch
 
-from progressive_sae.kernels.sparse_decode import entry_dots
+from progressive_sae.kernels.sparse_decode import entry_dots_in_latent_order
 
 U32 = 2.0**-24
 """Unit roundoff of fp32."""
@@ -63,15 +63,8 @@ def exact_values(
     count, width = indices.shape
     if indices.numel() == 0:
         return x_c.new_zeros(count, width)
-    flat = indices.reshape(-1)
-    # Entries in latent order: each row of W is read once for all the inputs that want it
-    # (2.3x faster than in input order at B=4096, N=16384, d=768, 64 per row). An entry's
-    # dot product is the same whatever the order.
-    order = torch.argsort(flat.to(torch.int32) if W.shape[0] < 2**31 else flat)
-    offsets = torch.arange(0, count * width, width, device=x_c.device)
-    bags = rows.repeat_interleave(width)[order]
-    dots = torch.empty_like(flat, dtype=x_c.dtype)
-    dots[order] = entry_dots(x_c, W, flat[order], offsets, bags)
+    bags = rows.repeat_interleave(width)
+    dots = entry_dots_in_latent_order(x_c, W, indices.reshape(-1), bags)
     return dots.view(count, width) + b[indices]
 
 
