@@ -131,15 +131,16 @@ def best_by_value_then_latent(values: torch.Tensor, latents: torch.Tensor, k: in
     return chosen
 
 
+def _padded(t: torch.Tensor, width: int, value: float) -> torch.Tensor:
+    """`t` [r, K ≤ width] right-padded with `value` to [r, width]."""
+    return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+
 def concat_rows(codes: list[Code], fill: float = 0.0) -> Code:
     """Stack per-block codes of different widths, padding values with `fill`."""
     width = max(v.shape[1] for v, _ in codes)
-
-    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
-        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
-
-    return (torch.cat([pad(v, fill) for v, _ in codes]),
-            torch.cat([pad(i, 0) for _, i in codes]))
+    return (torch.cat([_padded(v, width, fill) for v, _ in codes]),
+            torch.cat([_padded(i, width, 0) for _, i in codes]))
 
 
 def _pack(values: torch.Tensor, latents: torch.Tensor, keep: torch.Tensor) -> Code:
@@ -196,40 +197,34 @@ def certified_topk(block: ProductBlock, k: int) -> Code:
 
 
 def _widened_topk(block: ProductBlock, k: int, floor: torch.Tensor, width: int) -> Code:
-    """Top-k of rows whose candidates did not settle them: re-score every entry that can reach
-    `floor` (the exact value some k entries of the row already have) and be positive."""
-    wanted = max(k, int(block.reaching(floor).sum(1).max()))
-    if wanted > WIDE_ROWS * width and not block.bound.exact_grade:
-        return certified_topk(block.in_fp32(), k)
+    """Top-k of rows whose candidates did not settle them: every entry that can reach
+    `floor` (the exact value some k entries of the row already have) is re-scored."""
+    values, latents, _ = _reaching(block, floor, round(WIDE_ROWS * width), at_least=k)
+    return best_by_value_then_latent(values, latents, k)
+
+
+def _reaching(
+    block: ProductBlock, floor: torch.Tensor, limit: int, at_least: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(exact values, latents, reached) of every entry of these rows that can reach `floor`
+    [r] and be positive, plus the next largest y up to `at_least` entries a row (`reached`
+    False there). Rows with more than `limit` such entries are first recomputed in fp32,
+    whose bound is tighter."""
+    reach = block.reaching(floor)
+    wanted = max(at_least, int(reach.sum(1).max()) if reach.numel() else 0)
+    if wanted > limit and not block.bound.exact_grade:
+        return _reaching(block.in_fp32(), floor, limit, at_least)
     # Reaching is y above a threshold: the `wanted` largest y hold every entry that can.
     positions = block.y.topk(min(wanted, block.y.shape[1]), dim=1, sorted=False).indices
     latents = block.latents(positions)
-    return best_by_value_then_latent(block.exact(latents), latents, k)
-
-
-def _reaching(block: ProductBlock, floor: torch.Tensor, limit: int) -> Code:
-    """Exact values of every entry of these rows that can reach `floor` [r] and be positive
-    (other entries -inf); rows with more than `limit` such entries are first recomputed in
-    fp32, whose bound is tighter."""
-    reach = block.reaching(floor)
-    wanted = int(reach.sum(1).max()) if reach.numel() else 0
-    if wanted > limit and not block.bound.exact_grade:
-        return _reaching(block.in_fp32(), floor, limit)
-    top = block.y.topk(max(1, min(wanted, block.y.shape[1])), dim=1, sorted=False)
-    latents = block.latents(top.indices)
-    values = block.exact(latents)
-    return values.masked_fill(~reach.gather(1, top.indices), float("-inf")), latents
+    return block.exact(latents), latents, reach.gather(1, positions)
 
 
 def _replace_rows(code: Code, rows: torch.Tensor, new: Code, fill: float) -> Code:
     """`code` with the given rows replaced by `new`, both padded to a common width."""
     width = max(code[0].shape[1], new[0].shape[1])
-
-    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
-        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
-
-    values, latents = pad(code[0], fill), pad(code[1], 0)
-    values[rows], latents[rows] = pad(new[0], fill), pad(new[1], 0)
+    values, latents = _padded(code[0], width, fill), _padded(code[1], width, 0)
+    values[rows], latents[rows] = _padded(new[0], width, fill), _padded(new[1], width, 0)
     return values, latents
 
 
@@ -265,7 +260,9 @@ class BatchTopK:
             # Every entry of these rows that can reach the cut joins the candidates; the cut
             # over more candidates can only rise, so one round settles every row.
             limit = round(WIDE_ROWS * BATCH_CANDIDATES * self.k)
-            wide = _reaching(recompute(unsettled), cut.expand(unsettled.numel()), limit)
+            wide_v, wide_i, reached = _reaching(recompute(unsettled),
+                                                cut.expand(unsettled.numel()), limit)
+            wide = wide_v.masked_fill(~reached, float("-inf")), wide_i
             values, latents = _replace_rows((values, latents), unsettled, wide, float("-inf"))
             cut = _cut(values, total)
         keep = (values >= cut) & (values > float("-inf"))

