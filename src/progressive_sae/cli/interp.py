@@ -62,13 +62,13 @@ def cmd_interp(args: argparse.Namespace) -> None:
     if cfg.llm.spec == "baseline":
         client = "baseline"
     else:
-        from progressive_sae.interp.clients import make_client
+        from progressive_sae.interp.clients import make_client, retry_policy
 
         cache = Path(cfg.llm.cache_dir) if cfg.llm.cache_dir else out / "llm_cache"
         client = make_client(cfg.llm.spec, url=cfg.llm.url, model=cfg.llm.model,
                              api_key_env=cfg.llm.api_key_env, cache_dir=cache,
                              device=cfg.llm.device if args.device == "cpu" else args.device,
-                             concurrency=cfg.llm.concurrency)
+                             concurrency=cfg.llm.concurrency, retry=retry_policy(cfg.llm))
     result = interpret(saes, source, client, cfg, out=out, progress=not args.quiet)
     print(f"{'sae':<16} {'interpreter':<28} {'bucket':<16} " +
           " ".join(f"{m:>22}" for m in result.methods))

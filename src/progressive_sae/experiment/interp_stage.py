@@ -22,11 +22,12 @@ def llm_client(llm: Any, default_cache: Path) -> Any:
     """The client an `interp.llm` section names ('baseline' needs none)."""
     if llm.spec == "baseline":
         return "baseline"
-    from progressive_sae.interp.clients import make_client
+    from progressive_sae.interp.clients import make_client, retry_policy
 
     cache = Path(llm.cache_dir) if llm.cache_dir else default_cache
     return make_client(llm.spec, url=llm.url, model=llm.model, api_key_env=llm.api_key_env,
-                       cache_dir=cache, device=llm.device, concurrency=llm.concurrency)
+                       cache_dir=cache, device=llm.device, concurrency=llm.concurrency,
+                       retry=retry_policy(llm))
 
 
 def run_interp(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_dir: Path,

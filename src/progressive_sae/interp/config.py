@@ -115,6 +115,14 @@ class LLMConfig:
     """Environment variable holding the API key (may be unset for local servers)."""
     concurrency: int = 8
     """Requests in flight at once (HTTP clients)."""
+    retries: int = 5
+    """HTTP clients: extra attempts after a 429, a 5xx, a time-out or a dropped connection."""
+    retry_delay: float = 1.0
+    """HTTP clients: seconds before the first retry, doubled each time."""
+    retry_max_delay: float = 60.0
+    """HTTP clients: the longest wait between two attempts (Retry-After included)."""
+    timeout: float = 120.0
+    """HTTP clients: seconds to wait for one response."""
     device: str = "cpu"
     """Device of in-process models."""
     cache_dir: str | None = None
@@ -122,6 +130,12 @@ class LLMConfig:
 
     def __post_init__(self) -> None:
         _positive("llm", concurrency=self.concurrency)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise PSAEError(f"llm.retries={self.retries!r}: expected an integer >= 0")
+        for name in ("retry_delay", "retry_max_delay", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise PSAEError(f"llm.{name}={value!r}: expected a positive number of seconds")
         if self.url is not None and self.spec == "offline-default":
             self.spec = "openai"
 

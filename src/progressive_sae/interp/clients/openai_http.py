@@ -18,9 +18,9 @@ import os
 import random
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.clients.base import ChatAnswer, ChatRequest
@@ -29,6 +29,7 @@ from progressive_sae.interp.clients.stats import ClientStats
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 RETRY_ERRORS = (TimeoutError, ConnectionError, http.client.RemoteDisconnected,
                 http.client.IncompleteRead, http.client.BadStatusLine)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class _Fail(Exception):
     """A failure that retrying will not fix."""
 
 
+class RequestFailed(RuntimeError):
+    """A request that failed for good (after any retries); the message is one line."""
+
+
 class OpenAIChatClient:
     """LLMClient over POST {url}/chat/completions."""
 
@@ -93,19 +98,26 @@ class OpenAIChatClient:
         return f"OpenAIChatClient(url={self.url!r}, model={self.model!r})"
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
-        """Runs the async batch; from inside a running event loop, on a helper thread."""
+        return self.run(self.achat(requests))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Runs `coroutine`; from inside a running event loop, on a helper thread."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.achat(requests))
+            return asyncio.run(coroutine)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self.achat(requests)).result()
+            return pool.submit(asyncio.run, coroutine).result()
+
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Threads for the blocking HTTP calls of one batch (asyncio's default pool has only
+        min(32, cores + 4) of them); the caller shuts it down."""
+        return concurrent.futures.ThreadPoolExecutor(self.concurrency,
+                                                     thread_name_prefix="psae-llm")
 
     async def achat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
         gate = asyncio.Semaphore(self.concurrency)
-        # Own threads: asyncio's default pool has only min(32, cores + 4) of them.
-        pool = concurrent.futures.ThreadPoolExecutor(self.concurrency,
-                                                     thread_name_prefix="psae-llm")
+        pool = self.pool()
 
         async def one(request: ChatRequest) -> ChatAnswer:
             async with gate:
@@ -121,27 +133,41 @@ class OpenAIChatClient:
 
     async def _answer(self, request: ChatRequest,
                       pool: concurrent.futures.Executor) -> ChatAnswer:
-        body = json.dumps(self._body(request)).encode()
+        try:
+            text = await self.request("/chat/completions", self._body(request), _content, pool)
+        except RequestFailed as e:
+            return ChatAnswer(None, error=str(e))
+        return ChatAnswer(text)
+
+    async def request(self, path: str, payload: dict[str, Any],
+                      read: Callable[[int, http.client.HTTPMessage, bytes], T],
+                      pool: concurrent.futures.Executor) -> T:
+        """POST `payload` to {url}{path} with the retry policy; `read` turns a response into
+        the result or raises _Retry / _Fail. The last failure raises RequestFailed (one line)."""
+        body = json.dumps(payload).encode()
         loop = asyncio.get_running_loop()
         for attempt in range(self.retry.max_retries + 1):
             try:
-                status, headers, raw = await loop.run_in_executor(
-                    pool, self._post, "/chat/completions", body)
-                return ChatAnswer(_content(status, headers, raw))
+                status, headers, raw = await loop.run_in_executor(pool, self._post, path, body)
+                try:
+                    return read(status, headers, raw)
+                except (ValueError, KeyError, IndexError, TypeError) as e:  # an unexpected shape
+                    raise _Fail(f"malformed response body ({first_line(e)}): "
+                                f"{_snippet(raw)}") from None
             except _Fail as e:
-                return ChatAnswer(None, error=str(e))
+                raise RequestFailed(str(e)) from None
             except (_Retry, *RETRY_ERRORS) as e:
                 failure: BaseException = e
             except OSError as e:  # e.g. the host name stopped resolving: not worth waiting
-                return ChatAnswer(None, error=f"{self.url}: {first_line(e)}")
-            except Exception as e:  # a failure is an answer, never an exception
-                return ChatAnswer(None, error=f"request failed: {first_line(e)}")
+                raise RequestFailed(f"{self.url}: {first_line(e)}") from None
+            except Exception as e:  # a failure is an answer, never a crash
+                raise RequestFailed(f"request failed: {first_line(e)}") from None
             if attempt == self.retry.max_retries:
                 break
             self.stats.retries += 1
             await self._sleep(self._delay(attempt, getattr(failure, "retry_after", None)))
         tries = self.retry.max_retries + 1
-        return ChatAnswer(None, error=f"{_describe(failure)} (after {tries} attempts)")
+        raise RequestFailed(f"{_describe(failure)} (after {tries} attempts)")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = self.retry.base_delay * 2 ** attempt
@@ -203,17 +229,21 @@ class OpenAIChatClient:
             connection.close()
 
 
-def _content(status: int, headers: http.client.HTTPMessage, raw: bytes) -> str:
-    """The answer text of one HTTP response, or _Retry / _Fail."""
+def response_json(status: int, headers: http.client.HTTPMessage, raw: bytes) -> Any:
+    """The parsed body of a 200 response; _Retry for a retryable status, _Fail otherwise."""
     if status in RETRY_STATUSES:
         raise _Retry(f"HTTP {status}: {_snippet(raw)}", _retry_after(headers))
     if status != 200:
         raise _Fail(f"HTTP {status}: {_snippet(raw)}")
     try:
-        data = json.loads(raw)
-        content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as e:
+        return json.loads(raw)
+    except ValueError as e:
         raise _Fail(f"malformed response body ({first_line(e)}): {_snippet(raw)}") from None
+
+
+def _content(status: int, headers: http.client.HTTPMessage, raw: bytes) -> str:
+    """The answer text of one chat completion response."""
+    content = response_json(status, headers, raw)["choices"][0]["message"]["content"]
     if not isinstance(content, str):
         raise _Fail(f"response without message content: {_snippet(raw)}")
     return content
