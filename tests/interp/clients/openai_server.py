@@ -3,7 +3,9 @@
 It answers POST /v1/chat/completions from any in-process LLMClient (the offline SmolLM2 in
 the tests) and GET /v1/models, and plays scripted faults in order, one per chat request:
 "429" (with Retry-After), "500", "malformed" (a body that is not JSON), "drop" (close the
-connection without answering); `always` replays one fault on every request.
+connection without answering); `always` replays one fault on every request. With `systemone`
+(request body → level probabilities per question), it also answers POST /v1/systemone, faults
+included, the way `transformers serve` does.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class OpenAIServer:
 
     def __init__(self, client: LLMClient | None = None, faults: Iterable[str] = (),
                  always: str | None = None, retry_after: str = "1",
-                 answer: Callable[[ChatRequest], str] | None = None, delay: float = 0.0
+                 answer: Callable[[ChatRequest], str] | None = None, delay: float = 0.0,
+                 systemone: Callable[[dict[str, Any]], dict[str, list[float]]] | None = None,
                  ) -> None:
         self.client = client
         self.faults = list(faults)
@@ -38,8 +41,9 @@ class OpenAIServer:
         self.retry_after = retry_after
         self.answer = answer
         self.delay = delay
+        self.systemone = systemone
         self.hits = 0
-        """POST /chat/completions requests received (faults included)."""
+        """POST /chat/completions (and /systemone) requests received (faults included)."""
         self.bodies: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
         self.in_flight = 0
@@ -105,7 +109,8 @@ class OpenAIServer:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path != "/v1/chat/completions":
+                served = ["/v1/chat/completions"] + (["/v1/systemone"] if server.systemone else [])
+                if self.path not in served:
                     self._send(404, b'{"error": "not found"}')
                     return
                 fault = server._next_fault()
@@ -137,6 +142,12 @@ class OpenAIServer:
                     return 200, b'{"choices": [{"message": {"content": "cut sh', {}
                 if fault == "drop":
                     return None
+                if "questions" in body and server.systemone is not None:
+                    levels = server.systemone(body)
+                    answers = {name: {"type": "score", "probabilities": {
+                        str(i): p for i, p in enumerate(levels[name])}} for name in levels}
+                    return 200, json.dumps({"model": body.get("model"),
+                                            "answers": answers}).encode(), {}
                 text = server._reply(body)
                 return 200, json.dumps({
                     "id": f"chatcmpl-{server.hits}", "object": "chat.completion",
