@@ -18,7 +18,11 @@ from progressive_sae.evals.absorption import (
     read_position,
     row_absorption,
 )
-from progressive_sae.evals.absorption.first_letter import build_prompt, vocabulary_words
+from progressive_sae.evals.absorption.first_letter import (
+    build_prompt,
+    build_prompts,
+    vocabulary_words,
+)
 from progressive_sae.lm.offline import load_offline_lm
 from progressive_sae.sae import SAEConfig, TopKSAE, save_sae
 from tests.helpers import one_line_error
@@ -115,6 +119,23 @@ def test_read_position_on_the_shipped_tokenizer_is_the_words_last_token(tokenize
     merging = next(w for w in words if "Ġ" + w[1:] + "s" in vocab)
     text, start, end = build_prompt(merging, [], PromptConfig(template="{word}s:"))
     assert read_position(tokenizer, text, start, end) is None
+
+
+def test_words_per_letter_caps_common_letters_and_keeps_rare_ones(tokenizer):
+    def letters(words):
+        counts = {}
+        for w in words:
+            counts[w.strip()[0].lower()] = counts.get(w.strip()[0].lower(), 0) + 1
+        return counts
+
+    every = letters(vocabulary_words(tokenizer))
+    cap = sorted(every.values())[len(every) // 2]  # half the letters have more words than this
+    config = PromptConfig(icl_examples=1, words_per_letter=cap)
+    prompts = build_prompts(tokenizer, config, seed=3)
+    kept = letters(prompts.words)
+    assert kept == {c: min(n, cap) for c, n in every.items()}  # rare letters keep every word
+    assert prompts.words == build_prompts(tokenizer, config, seed=3).words  # seeded
+    assert prompts.words != build_prompts(tokenizer, config, seed=4).words
 
 
 def test_token_label_sets():

@@ -78,3 +78,23 @@ def test_metric_correlation_claims():
     claims = evaluate_claims(data)
     assert by_claim(claims, "FVU and the recaptured LM loss").verdict == "does not hold"
     assert by_claim(claims, "RSA sits between").verdict == "does not hold"
+
+
+def test_the_report_tables_absorption_per_sae_and_view_with_intervals():
+    def view(sae, g, mode, frac, full):
+        return {"sae": sae, "view": {"granularity": g, "mode": mode},
+                "label": f"G={g} ({mode})", "mean_main_latents": 1.5,
+                "mean_absorption_fraction": {"value": frac, "low": frac - 0.01,
+                                             "high": frac + 0.01, "n": 40},
+                "full_absorption_rate": None if full is None else {
+                    "value": full, "low": 0.0, "high": full + 0.02, "n": 40}}
+    data = results([point("Matryoshka", 16, 0.1)])
+    data["evals"] = {"absorption": {"task": "first-letter", "scored_classes": ["a", "b"],
+                                    "views": [view("Matryoshka", 64, "relative", 0.2, 0.05),
+                                              view("Matryoshka", 16, "prefix", 0.3, None)]}}
+    md = to_markdown(build_blocks(data))
+    assert "Absorption (first-letter task) by SAE and view" in md
+    assert "| Matryoshka | full | 0.200 [0.190, 0.210] | 0.050 [0.000, 0.070] | 1.5 |" in md
+    assert "| Matryoshka | G=16 (prefix) | 0.300 [0.290, 0.310] | n/a | 1.5 |" in md
+    assert "absorption fraction (2 classes)" in md
+    assert "Absorption (" not in to_markdown(build_blocks(results([])))

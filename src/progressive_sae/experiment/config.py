@@ -168,7 +168,8 @@ class EvalsSection:
     """First-G views scored besides the full dictionary; None = the Matryoshka sizes < N."""
     absorption: dict[str, Any] | None = field(default_factory=dict)
     """Absorption on labelled LM tokens: `task` (word-start, capitalised, doctest or
-    first-letter), `rows_per_class`, AbsorptionConfig fields; null = skipped."""
+    first-letter), `rows_per_class` (token tasks), `prompts` (PromptConfig fields of the
+    first-letter task), AbsorptionConfig fields; null = skipped."""
     probing: dict[str, Any] | None = field(default_factory=dict)
     """ProbingConfig fields for sparse probing; null = skipped."""
     erasure: dict[str, Any] | None = field(default_factory=dict)

@@ -103,20 +103,32 @@ def _reused(record: Path, plots_dir: Path, key: str,
     return results, plots
 
 
-def _absorption(settings: dict[str, Any], saes: dict[str, SparseAutoencoder], gs: list[int],
-                prepared: Prepared, plots_dir: Path) -> tuple[dict[str, Any], Path]:
-    from progressive_sae.evals.absorption import (
-        AbsorptionConfig,
-        evaluate_lm_absorption,
-        plot_absorption,
-    )
+def absorption_settings(settings: dict[str, Any]) -> tuple[str, int, Any, Any]:
+    """(task, rows per class, AbsorptionConfig, PromptConfig or None) of `evals.absorption`,
+    checked (so a config can be validated without running it)."""
+    from progressive_sae.evals.absorption import TASKS, AbsorptionConfig, PromptConfig
 
     settings = dict(settings)
     task = settings.pop("task", "word-start")
+    if task not in TASKS:
+        raise PSAEError(f"evals.absorption.task={task!r}: expected one of {list(TASKS)}")
     rows = settings.pop("rows_per_class", 256)
-    config = from_mapping(AbsorptionConfig, settings, "evals.absorption")
+    prompts = settings.pop("prompts", None)
+    if prompts is not None and task != "first-letter":
+        raise PSAEError(f"evals.absorption.prompts: only the first-letter task builds prompts "
+                        f"(task is {task!r})")
+    prompt_config = None if prompts is None else from_mapping(
+        PromptConfig, prompts, "evals.absorption.prompts")
+    return task, rows, from_mapping(AbsorptionConfig, settings, "evals.absorption"), prompt_config
+
+
+def _absorption(settings: dict[str, Any], saes: dict[str, SparseAutoencoder], gs: list[int],
+                prepared: Prepared, plots_dir: Path) -> tuple[dict[str, Any], Path]:
+    from progressive_sae.evals.absorption import evaluate_lm_absorption, plot_absorption
+
+    task, rows, config, prompts = absorption_settings(settings)
     result = evaluate_lm_absorption(saes, prepared.lm, prepared.hook, task, gs, config=config,
-                                    rows_per_class=rows)
+                                    prompts=prompts, rows_per_class=rows)
     return result.to_dict(), plot_absorption(result, plots_dir / "absorption.png")
 
 

@@ -63,6 +63,28 @@ def _frontier_table(results: dict, metric: str) -> tuple[list[str], list[list[st
     return header, [[name] + [_fmt(r.get(g)) for g in gs] for name, r in rows.items()]
 
 
+def _interval(e: dict | None) -> str:
+    if not e or e.get("value") is None:
+        return "n/a"
+    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+
+
+def _absorption_table(results: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Each SAE's absorption at full size and every view (both modes), 95% bootstrap CIs."""
+    absorption = (results.get("evals") or {}).get("absorption")
+    if not absorption or not absorption.get("views"):
+        return None
+    full = {}
+    for v in absorption["views"]:
+        full[v["sae"]] = max(full.get(v["sae"], 0), v["view"]["granularity"])
+    rows = [[v["sae"], "full" if v["view"]["granularity"] == full[v["sae"]] else v["label"],
+             _interval(v["mean_absorption_fraction"]), _interval(v["full_absorption_rate"]),
+             _fmt(v["mean_main_latents"])] for v in absorption["views"]]
+    scored = len(absorption.get("scored_classes") or [])
+    return (["SAE", "view", f"absorption fraction ({scored} classes)", "full absorption rate",
+             "main latents per class"], rows)
+
+
 def build_blocks(results: dict) -> list[Block]:
     grid = results["config"]["grid"]
     blocks: list[Block] = [("h1", "progressive-sae experiment report")]
@@ -96,6 +118,11 @@ def build_blocks(results: dict) -> list[Block]:
         if table:
             blocks.append(("h2", f"{title} by granularity"))
             blocks.append(("table", table))
+    absorption = _absorption_table(results)
+    if absorption:
+        blocks.append(("h2", f"Absorption ({results['evals']['absorption']['task']} task) by "
+                             "SAE and view"))
+        blocks.append(("table", absorption))
     if results.get("power_law"):
         rows = []
         for name, law in results["power_law"].items():

@@ -37,8 +37,13 @@ class PromptConfig:
     """Text between the examples and the prompt."""
     min_letters: int = 2
     """Shortest word used."""
+    words_per_letter: int | None = None
+    """Use at most this many words per first letter (a seeded sample); None = no cap. A
+    49k-token vocabulary holds ~31k words, 3,254 starting with s but 26 with x: a capped
+    sample keeps the rare letters scoreable at a fraction of the LM time of a uniform one."""
     max_words: int | None = None
-    """Use at most this many words (a seeded sample); None = every single-token word."""
+    """Use at most this many words (a seeded sample, after the per-letter cap); None = every
+    single-token word."""
     batch_size: int = 64
     """Prompts per LM forward pass."""
 
@@ -48,6 +53,11 @@ class PromptConfig:
                             "(expected exactly one '{word}')")
         if self.icl_examples < 0:
             raise PSAEError(f"icl_examples={self.icl_examples}: expected an integer ≥ 0")
+        for name in ("words_per_letter", "max_words"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise PSAEError(f"{name}={value!r}: expected a positive integer or null")
 
 
 def vocabulary_words(tokenizer: object, min_letters: int = 2) -> list[str]:
@@ -60,6 +70,18 @@ def vocabulary_words(tokenizer: object, min_letters: int = 2) -> list[str]:
         if piece[:1] in WORD_MARKERS and pattern.fullmatch(piece[1:]):
             words.append(" " + piece[1:])
     return words
+
+
+def capped_per_letter(words: list[str], cap: int, rng: np.random.Generator) -> list[str]:
+    """At most `cap` words of each first letter (a seeded sample), in the input order."""
+    by_letter: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        by_letter.setdefault(word.strip()[0].lower(), []).append(index)
+    kept = []
+    for letter in sorted(by_letter):
+        indices = by_letter[letter]
+        kept += indices if len(indices) <= cap else list(rng.choice(indices, cap, replace=False))
+    return [words[i] for i in sorted(kept)]
 
 
 def answer(word: str) -> str:
@@ -116,6 +138,8 @@ def build_prompts(tokenizer: object, config: PromptConfig, seed: int = 0) -> Pro
         raise PSAEError(f"the tokenizer has {len(words)} single-token words: expected a "
                         "vocabulary with words written with a leading space")
     rng = np.random.default_rng(seed)
+    if config.words_per_letter is not None:
+        words = capped_per_letter(words, config.words_per_letter, rng)
     if config.max_words is not None and config.max_words < len(words):
         words = [words[i] for i in sorted(rng.choice(len(words), config.max_words,
                                                      replace=False))]
