@@ -13,6 +13,7 @@ def cmd_browse(args: argparse.Namespace) -> None:
     result = build_browser(
         args.sae, args.data, args.out, granularity=args.granularity, mode=args.mode,
         lm=args.lm, scores=args.scores, records=args.records, latents=args.latents,
+        scores_name=args.scores_name,
         progress=not args.quiet,
     )
     for note in result.notes:
@@ -35,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LM for token text and logit effects (default: the cache's model "
                         "when it is at hand, e.g. offline-default)")
     p.add_argument("--scores", default=None,
-                   help="`psae interp` output folder: explanations and scores per latent")
+                   help="`psae interp` output folder (e.g. runs/demo/interp): explanations and "
+                        "scores per latent, found for this SAE by its folder name or weights")
+    p.add_argument("--scores-name", default=None,
+                   help="the SAE's name in the --scores folder (e.g. 'TopK permuted by E[z²]') "
+                        "when neither its folder name nor its weights identify it")
     p.add_argument("--records", default=None,
                    help="latent records folder: reused when finished, else written there")
     p.add_argument("--latents", type=int, default=None,

@@ -10,6 +10,7 @@ ends with the same records as an uninterrupted run (the samples do not depend on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -238,8 +239,8 @@ class _State:
         return True
 
 
-def _fingerprint(sae: SparseAutoencoder, source: Any, cfg: RecordsConfig) -> str:
-    digest = weights_digest(sae)
+def _fingerprint(weights: str, source: Any, cfg: RecordsConfig) -> str:
+    digest = hashlib.sha256(weights.encode())
     digest.update(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
     digest.update(f"{getattr(source, 'dir', '')}:{len(source)}".encode())
     return digest.hexdigest()
@@ -270,9 +271,10 @@ def collect_records(
     if g > sae.num_latents:
         raise PSAEError(f"records.granularity={g}: expected ≤ num_latents={sae.num_latents}")
     granularity = None if g == sae.num_latents else g
-    fingerprint = _fingerprint(sae, source, cfg)
+    weights = weights_digest(sae).hexdigest()
+    fingerprint = _fingerprint(weights, source, cfg)
     meta = {**source_meta(source), "sae": dict(sae.cfg.metadata), "config": asdict(cfg),
-            "fingerprint": fingerprint}
+            "fingerprint": fingerprint, "weights": weights}
     out = Path(out) if out is not None else None
     if out is not None and (out / "records.json").is_file():
         done = LatentRecords.load(out)

@@ -18,8 +18,11 @@ from progressive_sae.interp.browser.neighbors import nearest_by_decoder
 from progressive_sae.interp.browser.page import embed_json, read_embedded, render_page
 from progressive_sae.interp.browser.payload import quantile_groups, round_sig
 from progressive_sae.interp.browser.tokens import token_strings, token_text, visible
+from progressive_sae.interp.config import InterpConfig
+from progressive_sae.interp.pipeline import interpret
 from progressive_sae.interp.records import LatentRecords
 from progressive_sae.sae import load_sae
+from progressive_sae.sae.io import weights_digest
 from tests.helpers import one_line_error
 from tests.interp.browser.conftest import EXPLAINED, NUM_LATENTS
 from tests.interp.browser.test_browser_chromium import embedded_payload
@@ -239,3 +242,36 @@ def test_the_lm_named_by_the_cache():
     assert resolve_lm(None, remote, notes) is None
     assert "google/gemma-2-2b" in notes[0] and "--lm" in notes[0]
     assert resolve_lm(None, SimpleNamespace(manifest={}), notes) is None and len(notes) == 2
+
+
+def test_browse_finds_a_psae_run_s_scores_by_the_sae_s_weights(setting, tmp_path, capsys):
+    """`psae run` files scores under series names ("TopK permuted by E[z²]"), not folder
+    names: the browsed SAE is found by the weights its records were collected from, or
+    named with --scores-name."""
+    sae = load_sae(setting["sae"])
+    other = build_sae(SAEConfig(d_in=sae.d_in, num_latents=NUM_LATENTS, k=6))
+    other.reset_parameters(torch.Generator().manual_seed(2))
+    cfg = InterpConfig.from_dict({
+        "records": {"window": 8, "reservoir": 12, "top_windows": 4, "nonactivating_pool": 40},
+        "sampling": {"quantiles": 1, "latents_per_quantile": 3, "train_examples": 4,
+                     "test_examples": 2, "example_quantiles": 2},
+        "granularities": [], "control": False})
+    run = tmp_path / "interp"
+    interpret({"TopK permuted by E[z²]": sae, "Matryoshka": other}, setting["cache"],
+              "baseline", cfg, out=run)
+    lines = (run / "scores" / "TopK permuted by E[z²].baseline.jsonl").read_text().splitlines()
+    explained = {row["latent"] for row in map(json.loads, lines) if row.get("explanation")}
+
+    found = read_scores(run, sae=str(setting["sae"]), weights=weights_digest(sae).hexdigest())
+    assert "TopK permuted by E[z²]" in found.source and set(found.explanations) == explained
+    one_line_error(lambda: read_scores(run, sae=str(setting["sae"])), "--scores-name")
+    named = read_scores(run, name="Matryoshka")
+    assert "Matryoshka" in named.source
+    one_line_error(lambda: read_scores(run, name="TopK"), "--scores-name 'TopK'", "Matryoshka")
+
+    page = tmp_path / "page"
+    assert main(["browse", str(setting["sae"]), "--data", str(setting["cache"]), "--out",
+                 str(page), "--scores", str(run), "--quiet"]) == 0
+    assert main(["browse", str(setting["sae"]), "--data", str(setting["cache"]), "--out",
+                 str(page), "--scores", str(run), "--scores-name", "Nope", "--quiet"]) == 2
+    assert "--scores-name 'Nope'" in capsys.readouterr().err

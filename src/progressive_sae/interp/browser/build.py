@@ -22,6 +22,7 @@ from progressive_sae.interp.collect import collect_records, require_token_ids
 from progressive_sae.interp.config import RecordsConfig
 from progressive_sae.interp.records import LatentRecords
 from progressive_sae.sae.base import SparseAutoencoder
+from progressive_sae.sae.io import weights_digest
 
 
 @dataclass
@@ -102,6 +103,7 @@ def build_browser(
     scores: str | Path | LatentScores | None = None,
     records: str | Path | LatentRecords | None = None,
     latents: int | None = None,
+    scores_name: str | None = None,
     records_cfg: RecordsConfig | None = None,
     payload_cfg: PayloadConfig | None = None,
     progress: bool = False,
@@ -117,6 +119,8 @@ def build_browser(
         lm: model name or path, a loaded LanguageModel, or None for the cache's own model
             when it is available locally.
         scores: a `psae interp` output folder (explanations and scores per latent).
+        scores_name: the SAE's name in that folder; None = found from the SAE's folder name
+            or its weights (the interp run's latent records name the weights they read).
         records: a records folder: reused when finished, else collected and saved there.
         latents: list only the first this many latents.
     """
@@ -139,7 +143,8 @@ def build_browser(
                                 or latents < 1):
         raise PSAEError(f"--latents {latents!r}: expected a positive integer")
     if isinstance(scores, (str, Path)):
-        scores = read_scores(scores, sae=sae_name)
+        scores = read_scores(scores, sae=sae_name, name=scores_name,
+                             weights=weights_digest(sae).hexdigest())
 
     model = resolve_lm(lm, source, notes)
     if model is not None and model.d_model != sae.d_in:

@@ -3,8 +3,11 @@
 A line counts when it is a JSON object with an integer `latent`. `psae interp` lines also
 name their `sae` (folder name; 'random' is the control) and `interpreter` ('llm:<model>'
 or 'baseline') and hold `scores: {method: {value, …}}`; plain lines with top-level
-`simulation`/`fuzzing`/`detection` numbers are read too. One folder may hold several SAEs:
-the one named like the browsed SAE is used (or the only one there).
+`simulation`/`fuzzing`/`detection` numbers are read too. One folder may hold several SAEs
+(`psae run` files them under series names such as "TopK permuted by E[z²]"): the one asked
+for by name is used, else the one named like the browsed SAE's folder, else the one whose
+latent records (`records/<name>/records.json`) were collected from the same weights, else
+the only one there.
 """
 
 from __future__ import annotations
@@ -46,28 +49,53 @@ def _lines(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _choose_sae(rows: list[dict[str, Any]], sae: str | None, folder: Path) -> str | None:
+def _recorded_weights(folder: Path) -> dict[str, str]:
+    """SAE name → the weights digest its latent records were collected from."""
+    found = {}
+    for path in sorted(folder.glob("records/*/records.json")):
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("weights"), str):
+            found[path.parent.name] = meta["weights"]
+    return found
+
+
+def _choose_sae(rows: list[dict[str, Any]], sae: str | None, folder: Path,
+                name: str | None = None, weights: str | None = None) -> str | None:
     names = sorted({r["sae"] for r in rows if isinstance(r.get("sae"), str)} - {CONTROL})
+    if name is not None:
+        if name not in names:
+            raise PSAEError(f"--scores-name {name!r}: {folder} holds scores of {names}; "
+                            "expected one of them")
+        return name
     if not names:
         return None
     wanted = Path(sae).resolve().name if sae is not None else None
     if wanted in names:
         return wanted
+    same = [n for n, digest in _recorded_weights(folder).items()
+            if weights is not None and digest == weights and n in names]
+    if len(same) == 1:
+        return same[0]
     if len(names) == 1:
         return names[0]
     raise PSAEError(f"--scores {folder} holds scores of the SAEs {names}, none named "
-                    f"{wanted!r}: expected the scores of the browsed SAE")
+                    f"{wanted!r} or recorded from its weights: pick one with --scores-name")
 
 
-def read_scores(folder: str | Path, sae: str | None = None) -> LatentScores:
-    """Explanations and scores under `folder` for the SAE named `sae` (its folder name);
-    PSAEError if the folder holds none."""
+def read_scores(folder: str | Path, sae: str | None = None, *, name: str | None = None,
+                weights: str | None = None) -> LatentScores:
+    """Explanations and scores under `folder` for one SAE: `name` as filed there, else the
+    SAE whose folder is `sae`, else the one recorded from `weights` (a `weights_digest`
+    hex); PSAEError if the folder holds none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PSAEError(f"--scores {folder}: not a folder; expected the output folder of "
                         "`psae interp`")
     rows = _lines(folder)
-    chosen = _choose_sae(rows, sae, folder)
+    chosen = _choose_sae(rows, sae, folder, name, weights)
     if chosen is not None:
         rows = [r for r in rows if r.get("sae") == chosen]
     interpreters = sorted({str(r.get("interpreter") or "") for r in rows},
