@@ -17,6 +17,7 @@ from progressive_sae.sae.base import GRANULARITY_MODES
 from progressive_sae.settings import from_mapping
 
 METHODS = ("simulation", "fuzzing", "detection")
+LLM_PROMPTS = ("auto", "completion", "chat")
 
 
 def _positive(owner: str, **values: int) -> None:
@@ -127,9 +128,15 @@ class LLMConfig:
     """Device of in-process models."""
     cache_dir: str | None = None
     """Response cache folder; None = `<out>/llm_cache`."""
+    prompt: str = "auto"
+    """Explanation prompt: 'completion' (tokens listed, a text to complete; for tiny models),
+    'chat' (the paper's), or 'auto' = completion for in-process models under 1B parameters
+    (the offline default), chat for HTTP servers and larger models."""
 
     def __post_init__(self) -> None:
         _positive("llm", concurrency=self.concurrency)
+        if self.prompt not in LLM_PROMPTS:
+            raise PSAEError(f"llm.prompt={self.prompt!r}: expected one of {LLM_PROMPTS}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise PSAEError(f"llm.retries={self.retries!r}: expected an integer >= 0")
         for name in ("retry_delay", "retry_max_delay", "timeout"):

@@ -17,12 +17,15 @@ from typing import Protocol
 
 import numpy as np
 
-from progressive_sae.errors import first_line
+from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.interp.clients.base import ChatAnswer, LLMClient, TokenScorer
+from progressive_sae.interp.config import LLM_PROMPTS
 from progressive_sae.interp.prompts import (
     TokenText,
     all_at_once_prompt,
+    clean_completion,
     clean_explanation,
+    explain_completion,
     explain_request,
     parse_simulation,
     parse_verdict,
@@ -37,6 +40,17 @@ from progressive_sae.interp.scorers.common import Failure
 from progressive_sae.interp.scorers.fuzzing import Shown
 
 SIMULATION_VALUES = tuple(range(11))
+
+
+def resolve_prompt(prompt: str, client: LLMClient) -> str:
+    """'completion' or 'chat' for `client`: 'auto' follows the client's `tiny` flag (an
+    in-process model under a billion parameters, e.g. the offline default; HTTP servers
+    have none and chat)."""
+    if prompt not in LLM_PROMPTS:
+        raise PSAEError(f"llm.prompt={prompt!r}: expected one of {LLM_PROMPTS}")
+    if prompt == "auto":
+        return "completion" if getattr(client, "tiny", False) else "chat"
+    return prompt
 
 
 class Interpreter(Protocol):
@@ -84,10 +98,11 @@ class LLMInterpreter:
 
     uses_llm = True
 
-    def __init__(self, client: LLMClient, text: TokenText, explanation_tokens: int = 48
-                 ) -> None:
+    def __init__(self, client: LLMClient, text: TokenText, explanation_tokens: int = 48,
+                 prompt: str = "auto") -> None:
         self.client, self.text = client, text
         self.explanation_tokens = explanation_tokens
+        self.prompt = resolve_prompt(prompt, client)
         self.label = f"llm:{client.model_id}"
         self.one_pass = isinstance(client, TokenScorer)
 
@@ -95,12 +110,13 @@ class LLMInterpreter:
         return 1 if self.one_pass and method != "simulation" else windows
 
     def explain(self, items: Sequence[LatentExamples]) -> list[str | Failure]:
-        requests = [explain_request([(w.tokens, scaled(w.acts, item.max_act))
-                                     for w in item.train], self.text,
-                                    self.explanation_tokens) for item in items]
+        build, clean = ((explain_completion, clean_completion) if self.prompt == "completion"
+                        else (explain_request, clean_explanation))
+        requests = [build([(w.tokens, scaled(w.acts, item.max_act)) for w in item.train],
+                          self.text, self.explanation_tokens) for item in items]
         out: list[str | Failure] = []
         for answer in self.client.chat(requests):
-            line = clean_explanation(answer.text) if answer.ok else None
+            line = clean(answer.text) if answer.ok else None
             out.append(line if line else _failure(answer, None, "empty explanation"))
         return out
 

@@ -77,7 +77,8 @@ def make_interpreters(client_or_baseline: Any, text: TokenText, cfg: InterpConfi
                                                            BaselineInterpreter):
         return [BaselineInterpreter(text)]
     if isinstance(client_or_baseline, LLMClient):
-        first: Interpreter = LLMInterpreter(client_or_baseline, text, cfg.explanation_tokens)
+        first: Interpreter = LLMInterpreter(client_or_baseline, text, cfg.explanation_tokens,
+                                            cfg.llm.prompt)
     elif hasattr(client_or_baseline, "judge"):
         first = client_or_baseline
     else:
@@ -130,7 +131,8 @@ def interpret(
                       "live_latents": int(records.live().size)}
         drawn = [sample(records, band, cfg.sampling, cfg.seed) for band in bands]
         settings = json.dumps([records.meta.get("fingerprint"), asdict(cfg.sampling),
-                               cfg.methods, cfg.seed, cfg.explanation_tokens, boundaries])
+                               cfg.methods, cfg.seed, cfg.explanation_tokens, boundaries,
+                               [getattr(i, "prompt", None) for i in interpreters]])
         for interpreter in interpreters:
             rows += _score_sae(name, drawn, interpreter, cfg, out, timing, settings)
     summary = summarise(rows, cfg.methods, cfg.seed)

@@ -98,6 +98,68 @@ def explain_request(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: Toke
                        max_tokens=max_tokens)
 
 
+COMPLETION_HEAD = ("A feature of a language model fires on some tokens, marked <<like "
+                   "this>>.")
+COMPLETION_PREFIX = 'fires on the token "'
+"""Where a completion-style explanation prompt ends: a tiny model completes it by copying a
+token from the list above it."""
+COMPLETION_TOKENS = 5
+"""Tokens listed (those with the largest summed activation over the shown windows)."""
+COMPLETION_WINDOWS = 4
+"""Windows shown, cut to COMPLETION_CONTEXT tokens either side of their peak."""
+COMPLETION_CONTEXT = 8
+
+
+def _shown(token: str) -> str:
+    """A token as listed in quotes: stripped, or escaped when it is only whitespace."""
+    return token.strip() or token.encode("unicode_escape").decode()
+
+
+def explain_completion(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: TokenText,
+                       max_tokens: int) -> ChatRequest:
+    """The explanation prompt for tiny models: the tokens the feature fires on most (with
+    counts), a few short marked windows, and `Explanation: fires on the token "` to
+    complete. Windows are (tokens, activations scaled 0–10), strongest first. Chat-only
+    clients get the same text as a user message."""
+    counts: dict[int, int] = {}
+    sums: dict[int, float] = {}
+    for tokens, values in windows:
+        for token, value in zip(tokens.tolist(), values.tolist()):
+            if value > 0:
+                counts[token] = counts.get(token, 0) + 1
+                sums[token] = sums.get(token, 0.0) + value
+    top = sorted(counts, key=lambda t: (-sums[t], t))[:COMPLETION_TOKENS]
+    listed = ", ".join(f'"{_shown(text(t))}" ({counts[t]})' for t in top)
+    shown = []
+    for tokens, values in windows[:COMPLETION_WINDOWS]:
+        peak = int(np.argmax(values))
+        cut = slice(max(0, peak - COMPLETION_CONTEXT), peak + COMPLETION_CONTEXT + 1)
+        line = marked_text(tokens[cut], values[cut] > 0, text)
+        shown.append("- " + " ".join(line.split()))
+    body = (f"{COMPLETION_HEAD}\nTokens it fires on most (count): {listed}\nExamples:\n"
+            + "\n".join(shown) + "\nExplanation:")
+    ask = (f"{body}\n\nComplete the explanation in one short line, starting with: "
+           f"{COMPLETION_PREFIX}")
+    return ChatRequest(messages=(("user", ask),), max_tokens=max_tokens,
+                       completion=f"{body} {COMPLETION_PREFIX}")
+
+
+def clean_completion(answer: str) -> str | None:
+    """The explanation from an answer to `explain_completion`. A continuation of its prefix
+    (an in-process model), or a line that starts with the prefix (chat), is kept up to the
+    quote that closes the token, with any further '"x"' joined to it by a comma, 'and' or
+    'or' (the rest is a tiny model's rambling); any other line is kept as it is."""
+    line = clean_explanation(answer)
+    if line is None:
+        return None
+    rest = line[len(COMPLETION_PREFIX):] if line.lower().startswith(
+        COMPLETION_PREFIX.lower()) else line
+    match = re.match(r'\s*([^"\s][^"]*?)\s*"((?:\s*,?\s*(?:and|or)?\s*"[^"]+")*)', rest + '"')
+    if match is None or re.search(r"\s", match.group(1)):
+        return line  # not a token's text: an answer in words
+    return f'{COMPLETION_PREFIX}{match.group(1)}"{match.group(2)}'
+
+
 def clean_explanation(answer: str) -> str | None:
     """First non-empty line, without a leading 'Explanation:' and quotes, at most 200
     characters; None if empty."""

@@ -29,6 +29,10 @@ class ChatRequest:
     """Sampling temperature; 0 = greedy (the default everywhere: results must be repeatable)."""
     json_answer: bool = False
     """Ask for a JSON object (response_format on OpenAI-compatible servers)."""
+    completion: str | None = None
+    """A raw prompt that in-process models continue as is, without the chat template, up
+    to the end of its line (tiny models name things better when completing a text than when
+    chatting); None = a chat. Clients that only chat send `messages` instead."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """On-disk cache of every LLM response, so that a second run makes no LLM call.
 
-Key: sha256 of (model_id, kind, messages, parameters) as canonical JSON. One JSON file per
-response, under a two-hex-digit shard folder, written atomically (a killed run leaves either
-the whole entry or none). Failed answers are NOT cached: a retry later (a server back up, a
-rate limit lifted) may succeed, so the next run asks again.
+Key: sha256 of (model_id, kind, messages, raw completion prompt if any, parameters) as
+canonical JSON. One JSON file per response, under a two-hex-digit shard folder, written
+atomically (a killed run leaves either the whole entry or none). Failed answers are NOT
+cached: a retry later (a server back up, a rate limit lifted) may succeed, so the next run
+asks again.
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def request_key(model_id: str, kind: str, payload: dict[str, Any]) -> str:
 
 
 def chat_payload(request: ChatRequest) -> dict[str, Any]:
-    return {
+    """The key material of a chat request: everything that shapes its answer (a raw
+    completion prompt only when there is one, so chat requests keep their keys)."""
+    payload: dict[str, Any] = {
         "messages": [list(m) for m in request.messages],
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "json_answer": request.json_answer,
     }
+    if request.completion is not None:
+        payload["completion"] = request.completion
+    return payload
 
 
 class ResponseStore:
@@ -79,6 +85,7 @@ class CachedClient:
         # One record for the pair: calls/failures counted by the inner client, hits here.
         stats = getattr(inner, "stats", None)
         self.stats: ClientStats = stats if isinstance(stats, ClientStats) else ClientStats()
+        self.tiny = bool(getattr(inner, "tiny", False))
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
         answers: list[ChatAnswer | None] = [None] * len(requests)

@@ -2,8 +2,9 @@
 
 Chat is greedy generation (temperature 0; a positive temperature samples by the Gumbel-max
 trick under a seed drawn from the request, so answers repeat and the global RNG is untouched),
-batched with left padding over requests of similar length. `expected_values` is the one-pass
-reading of digit probabilities described in `one_pass`.
+batched with left padding over requests of similar length. A request with a raw `completion`
+prompt skips the chat template and stops at the end of its line. `expected_values` is the
+one-pass reading of digit probabilities described in `one_pass`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ from progressive_sae.interp.clients.stats import ClientStats
 from progressive_sae.lm.model import resolve_dtype
 from progressive_sae.lm.transformers_quiet import quiet_transformers
 
+TINY_PARAMETERS = 1_000_000_000
+"""Below this many parameters a model is `tiny`: prompt 'auto' gives it completion-style
+explanation prompts (SmolLM2-135M named 0 of 4 planted tokens from the chat prompt)."""
+
 
 class HFChatModel:
     """LLMClient and TokenScorer over a loaded transformers model and its chat template."""
+
+    tiny: bool
+    """Fewer than TINY_PARAMETERS parameters."""
 
     def __init__(self, model, tokenizer, model_id: str, batch_size: int = 8) -> None:
         if not getattr(tokenizer, "chat_template", None):
@@ -36,6 +44,7 @@ class HFChatModel:
         self.model_id = model_id
         self.batch_size = batch_size
         self.stats = ClientStats()
+        self.tiny = sum(p.numel() for p in model.parameters()) < TINY_PARAMETERS
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # generation continues every row from its last token
@@ -55,11 +64,11 @@ class HFChatModel:
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatAnswer]:
         answers: list[ChatAnswer | None] = [None] * len(requests)
-        prompts = [self.tokenizer.encode(self.prompt(r.messages), add_special_tokens=False)
-                   for r in requests]
-        # Rows of similar length and equal temperature share a batch: little padding.
-        order = sorted(range(len(requests)),
-                       key=lambda i: (requests[i].temperature, len(prompts[i])))
+        prompts = [self._ids(r) for r in requests]
+        # Rows of one kind (temperature, completion or chat) and similar length share a
+        # batch: little padding, and only completions stop at the end of their line.
+        kind = [(r.temperature, r.completion is not None) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: (kind[i], len(prompts[i])))
         context = getattr(self.model.config, "max_position_embeddings", None)
         runnable = []
         for i in order:
@@ -71,7 +80,7 @@ class HFChatModel:
             else:
                 runnable.append(i)
         batches = []
-        for _, group in itertools.groupby(runnable, key=lambda i: requests[i].temperature):
+        for _, group in itertools.groupby(runnable, key=lambda i: kind[i]):
             group = list(group)
             batches += [group[j: j + self.batch_size]
                         for j in range(0, len(group), self.batch_size)]
@@ -88,6 +97,14 @@ class HFChatModel:
         self.stats.failures += sum(1 for a in answers if a is not None and not a.ok)
         return [a for a in answers if a is not None]
 
+    def _ids(self, request: ChatRequest) -> list[int]:
+        """Prompt token ids: the raw completion text (with the tokenizer's own BOS, if it
+        adds one), or the chat template applied to the messages."""
+        if request.completion is not None:
+            return list(self.tokenizer.encode(request.completion))
+        return list(self.tokenizer.encode(self.prompt(request.messages),
+                                          add_special_tokens=False))
+
     @torch.inference_mode()
     def _generate(self, prompts: list[list[int]], requests: list[ChatRequest]) -> list[str]:
         width = max(len(p) for p in prompts)
@@ -98,6 +115,9 @@ class HFChatModel:
         settings = dict(max_new_tokens=max(r.max_tokens for r in requests), pad_token_id=pad,
                         eos_token_id=self.tokenizer.eos_token_id,
                         do_sample=False, temperature=None, top_p=None, top_k=None)
+        completion = requests[0].completion is not None
+        if completion:  # its answer is one line: no tokens spent on the lines after it
+            settings.update(stop_strings=["\n"], tokenizer=self.tokenizer)
         if temperature > 0:
             from transformers import LogitsProcessorList
 
@@ -112,7 +132,8 @@ class HFChatModel:
             row = row[: request.max_tokens]  # greedy: a shorter budget is a prefix
             if self.tokenizer.eos_token_id in row:
                 row = row[: row.index(self.tokenizer.eos_token_id)]
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            texts.append((text.split("\n", 1)[0] if completion else text).strip())
         return texts
 
     def expected_values(
