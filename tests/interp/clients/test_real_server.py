@@ -16,10 +16,10 @@ from progressive_sae.sae import save_sae
 from tests.interp.clients.transformers_serve import TransformersServe, missing_packages
 from tests.interp.helpers import token_cache, token_sae
 
-# Tiny sampling: two latents, one test and one non-activating window of 4 tokens each. The
+# Tiny sampling: two latents, one test and one non-activating window of 2 tokens each. The
 # retry policy spans a restart (tens of seconds) in waits of at most a second.
 CONFIG = """
-records: {window: 4, reservoir: 12, top_windows: 4, nonactivating_pool: 40, batch_rows: 256}
+records: {window: 2, reservoir: 12, top_windows: 4, nonactivating_pool: 40, batch_rows: 256}
 sampling: {quantiles: 1, latents_per_quantile: 1, train_examples: 2, test_examples: 1,
            scorable_only: true}
 granularities: [12]
