@@ -117,8 +117,8 @@ def test_completion_prompt_lists_the_tokens_and_ends_in_the_prefix(planted):
     request = explain_completion(windows, text, 24)
     assert request.completion is not None
     assert request.completion.endswith(f"Explanation: {COMPLETION_PREFIX}")
-    assert re.search(r'Tokens it fires on most \(count\): "method" \(\d+\)\n',
-                     request.completion)
+    assert re.search(r'Tokens it fires on most \(count, mean activation 0-10\): '
+                     r'"method" \(\d+, ([1-9]|10)\)\n', request.completion)
     assert "<< method>>" in request.completion
     # chat-only clients get the same text, asked to start with the prefix
     assert request.messages[-1][1].endswith(COMPLETION_PREFIX)

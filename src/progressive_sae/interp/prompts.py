@@ -118,7 +118,7 @@ def _shown(token: str) -> str:
 def explain_completion(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: TokenText,
                        max_tokens: int) -> ChatRequest:
     """The explanation prompt for tiny models: the tokens the feature fires on most (with
-    counts), a few short marked windows, and `Explanation: fires on the token "` to
+    counts and mean activations 0–10), a few short marked windows, and `Explanation: fires on the token "` to
     complete. Windows are (tokens, activations scaled 0–10), strongest first. Chat-only
     clients get the same text as a user message."""
     counts: dict[int, int] = {}
@@ -129,14 +129,15 @@ def explain_completion(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: T
                 counts[token] = counts.get(token, 0) + 1
                 sums[token] = sums.get(token, 0.0) + value
     top = sorted(counts, key=lambda t: (-sums[t], t))[:COMPLETION_TOKENS]
-    listed = ", ".join(f'"{_shown(text(t))}" ({counts[t]})' for t in top)
+    listed = ", ".join(f'"{_shown(text(t))}" ({counts[t]}, {round(sums[t] / counts[t])})'
+                       for t in top)
     shown = []
     for tokens, values in windows[:COMPLETION_WINDOWS]:
         peak = int(np.argmax(values))
         cut = slice(max(0, peak - COMPLETION_CONTEXT), peak + COMPLETION_CONTEXT + 1)
         line = marked_text(tokens[cut], values[cut] > 0, text)
         shown.append("- " + " ".join(line.split()))
-    body = (f"{COMPLETION_HEAD}\nTokens it fires on most (count): {listed}\nExamples:\n"
+    body = (f"{COMPLETION_HEAD}\nTokens it fires on most (count, mean activation 0-10): {listed}\nExamples:\n"
             + "\n".join(shown) + "\nExplanation:")
     ask = (f"{body}\n\nComplete the explanation in one short line, starting with: "
            f"{COMPLETION_PREFIX}")
