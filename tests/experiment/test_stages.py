@@ -5,6 +5,7 @@ import json
 import pytest
 
 from progressive_sae.experiment import load_experiment, run_experiment
+from progressive_sae.interp.browser.page import read_embedded
 from tests.helpers import one_line_error
 
 CONFIG = """
@@ -24,7 +25,8 @@ interp:
 evals:
   absorption: {{task: word-start, rows_per_class: 64, resamples: 50}}
   probing: {{train_per_class: 12, test_per_class: 6, resamples: 50}}
-  erasure: {{n_values: [2], train_per_class: 12, test_per_class: 6, resamples: 50}}
+  erasure: {{n_values: [2], train_per_class: 12, test_per_class: 6, resamples: 50,
+            scr_train_per_cell: 12, scr_test_per_cell: 6}}
   hierarchy: {{steps: 20}}
 """
 
@@ -63,6 +65,18 @@ def test_stages_write_results_plots_and_claims(finished):
                   "Matryoshka erases targeted concepts better (TPP"):
         assert claim in md, claim
     assert "(plots/interp_simulation_by_bucket.png)" in md
+    # A feature browser per interpreted SAE, holding this run's explanations, linked.
+    assert interp["browsers"] == {
+        "TopK permuted by E[z²]": "browsers/topk-permuted-by-e-z2/index.html",
+        "Matryoshka": "browsers/matryoshka/index.html"}
+    for label, page in interp["browsers"].items():
+        table = read_embedded((cfg.out / page).read_text())["latents"]
+        shown = dict(zip(table["index"], table["explanation"]))
+        lines = (cfg.out / "interp" / "scores" / f"{label}.baseline.jsonl").open()
+        explained = {r["latent"]: r["explanation"] for r in map(json.loads, lines)
+                     if r.get("explanation")}
+        assert explained and all(shown.get(j) == e for j, e in explained.items()), label
+        assert f"- [{label}](<{page}>)" in md
 
 
 def test_a_second_run_reuses_the_stages_work(finished):

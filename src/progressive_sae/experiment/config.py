@@ -156,6 +156,9 @@ class InterpSection:
     """Series labels of the SAEs interpreted (a random control of the same shape is added)."""
     settings: Any = None
     """The InterpConfig: every other key of the section (records, sampling, llm, …)."""
+    browsers: bool = True
+    """Write a feature browser of each interpreted SAE, with this run's explanations and
+    scores, under `<out>/browsers/` (linked from the report)."""
 
 
 @dataclass
@@ -264,7 +267,11 @@ def _interp_section(raw: dict[str, Any]) -> InterpSection | None:
     if not isinstance(data, dict):
         raise PSAEError(f"'interp' must be a mapping of settings, got {data!r}")
     saes = data.pop("saes", list(MAIN_SERIES))
-    return InterpSection(_labels(saes, "interp.saes"), InterpConfig.from_dict(data, "interp"))
+    browsers = data.pop("browsers", True)
+    if not isinstance(browsers, bool):
+        raise PSAEError(f"interp.browsers={browsers!r}: expected true or false")
+    return InterpSection(_labels(saes, "interp.saes"), InterpConfig.from_dict(data, "interp"),
+                         browsers)
 
 
 def _evals_section(raw: dict[str, Any]) -> EvalsSection | None:

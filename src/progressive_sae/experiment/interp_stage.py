@@ -3,7 +3,9 @@ held-out activations, by the configured LLM and by the look-up-table baseline (S
 
 from __future__ import annotations
 
+import re
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,4 +53,31 @@ def run_interp(cfg: ExperimentConfig, cat: Catalogue, prepared: Prepared, plots_
         plots_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         plots.append(target)
-    return result.to_dict(), plots
+    found = result.to_dict()
+    if section.browsers:
+        found["browsers"] = write_browsers(saes, prepared, section.settings, out, cfg.out,
+                                           progress)
+    return found, plots
+
+
+def slug(name: str) -> str:
+    """A folder name for a series label ("TopK permuted by E[z²]" → "topk-permuted-by-e-z2")."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "sae"
+
+
+def write_browsers(saes: dict[str, Any], prepared: Prepared, settings: Any, interp_out: Path,
+                   run_out: Path, progress: bool) -> dict[str, str]:
+    """A feature browser per interpreted SAE, reusing the interp stage's latent records and
+    showing its explanations and scores; returns label → index.html relative to the run."""
+    from progressive_sae.interp.browser import build_browser, read_scores
+
+    pages = {}
+    for label, sae in saes.items():
+        folder = run_out / "browsers" / slug(label)
+        build_browser(sae, prepared.heldout_cache, folder, lm=prepared.lm,
+                      scores=read_scores(interp_out, name=label),
+                      records=interp_out / "records" / label, records_cfg=settings.records,
+                      progress=progress)
+        pages[label] = str((folder / "index.html").relative_to(run_out))
+    return pages

@@ -8,6 +8,7 @@ over the latents whose score is defined) and per frequency quantile.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -146,8 +147,11 @@ class InterpResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InterpResult:
-        fields = {**data, "summary": [SummaryRow(**s) for s in data["summary"]]}
-        return cls(**fields)
+        """From `to_dict`'s output; keys a caller added beside it (e.g. `psae run`'s
+        browsers) are left out."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in data.items() if k in known}
+        return cls(**{**fields, "summary": [SummaryRow(**s) for s in data["summary"]]})
 
     @classmethod
     def load(cls, out: str | Path) -> InterpResult:

@@ -1,7 +1,7 @@
 """One report per run, as HTML with a Markdown copy: claims, plots and tables.
 
-Both are built from the same list of blocks (heading, paragraph, table, image), so the two
-files always say the same thing.
+Both are built from the same list of blocks (heading, paragraph, table, image, links), so the
+two files always say the same thing.
 """
 
 from __future__ import annotations
@@ -118,6 +118,13 @@ def build_blocks(results: dict) -> list[Block]:
         if table:
             blocks.append(("h2", f"{title} by granularity"))
             blocks.append(("table", table))
+    browsers = (results.get("interp") or {}).get("browsers") or {}
+    if browsers:
+        blocks.append(("h2", "Feature browsers"))
+        blocks.append(("p", "One self-contained page per interpreted SAE: every latent's top "
+                            "windows, activation histogram, decoder neighbours and logit effects, "
+                            "with the explanations and scores of this run."))
+        blocks.append(("links", [(name, path) for name, path in browsers.items()]))
     absorption = _absorption_table(results)
     if absorption:
         blocks.append(("h2", f"Absorption ({results['evals']['absorption']['task']} task) by "
@@ -151,6 +158,8 @@ def to_markdown(blocks: Sequence[Block]) -> str:
         elif kind == "img":
             src, caption = body
             out.append(f"![{caption}]({src})\n\n*{caption}*")
+        elif kind == "links":
+            out.append("\n".join(f"- [{text}](<{href}>)" for text, href in body))
         elif kind == "table":
             header, rows = body
             cell = lambda s: str(s).replace("|", "\\|")  # noqa: E731
@@ -180,6 +189,9 @@ def to_html(blocks: Sequence[Block]) -> str:
             src, caption = body
             parts.append(f"<figure><img src='{e(src)}' alt='{e(caption)}'>"
                          f"<figcaption>{e(caption)}</figcaption></figure>")
+        elif kind == "links":
+            parts.append("<ul>" + "".join(f"<li><a href='{e(href)}'>{e(text)}</a></li>"
+                                          for text, href in body) + "</ul>")
         elif kind == "table":
             header, rows = body
             parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
