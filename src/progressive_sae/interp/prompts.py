@@ -118,9 +118,9 @@ def _shown(token: str) -> str:
 def explain_completion(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: TokenText,
                        max_tokens: int) -> ChatRequest:
     """The explanation prompt for tiny models: the tokens the feature fires on most (with
-    counts and mean activations 0–10), a few short marked windows, and `Explanation: fires on the token "` to
-    complete. Windows are (tokens, activations scaled 0–10), strongest first. Chat-only
-    clients get the same text as a user message."""
+    counts and mean activations 0–10), a few short marked windows, and `Explanation: fires
+    on the token "` to complete. Windows are (tokens, activations scaled 0–10), strongest
+    first. Chat-only clients get the same text as a user message."""
     counts: dict[int, int] = {}
     sums: dict[int, float] = {}
     for tokens, values in windows:
@@ -137,8 +137,8 @@ def explain_completion(windows: Sequence[tuple[np.ndarray, np.ndarray]], text: T
         cut = slice(max(0, peak - COMPLETION_CONTEXT), peak + COMPLETION_CONTEXT + 1)
         line = marked_text(tokens[cut], values[cut] > 0, text)
         shown.append("- " + " ".join(line.split()))
-    body = (f"{COMPLETION_HEAD}\nTokens it fires on most (count, mean activation 0-10): {listed}\nExamples:\n"
-            + "\n".join(shown) + "\nExplanation:")
+    body = (f"{COMPLETION_HEAD}\nTokens it fires on most (count, mean activation 0-10): "
+            f"{listed}\nExamples:\n" + "\n".join(shown) + "\nExplanation:")
     ask = (f"{body}\n\nComplete the explanation in one short line, starting with: "
            f"{COMPLETION_PREFIX}")
     return ChatRequest(messages=(("user", ask),), max_tokens=max_tokens,
