@@ -94,6 +94,22 @@ def test_interpret_with_the_baseline_alone(cache, tmp_path):
                                     "simulation_by_sae"]
 
 
+def test_the_baseline_scores_its_own_larger_sample(cache, tmp_path):
+    """baseline_sampling: the cheap baseline scores many latents, the LLM a few."""
+    path, embed = cache
+    client = Constant([])
+    cfg = small_config(methods=["simulation"], control=False,
+                       baseline_sampling={"quantiles": 2, "latents_per_quantile": 6,
+                                          "train_examples": 6, "test_examples": 3})
+    assert cfg.sampling_of("baseline").latents_per_quantile == 6
+    assert cfg.sampling_of("llm:constant").latents_per_quantile == 2
+    interpret({"topk": token_sae(embed=embed)}, path, client, cfg, out=tmp_path / "run")
+    llm = read_scores(tmp_path / "run" / "scores" / "topk.llm_constant.jsonl")
+    base = read_scores(tmp_path / "run" / "scores" / "topk.baseline.jsonl")
+    assert len(llm) == 4 and len(base) == 12  # 2 quantiles × 2 and × 6 latents
+    assert client.calls == 4 * (1 + 6)  # the LLM explained and simulated only its 4
+
+
 def test_interpret_bad_inputs(cache, tmp_path):
     path, _ = cache
     one_line_error(lambda: interpret({"x": token_sae(d=4)}, path, "baseline",

@@ -163,6 +163,9 @@ class InterpConfig:
     """Bucket boundaries G (latents < G vs ≥ G); None = the SAEs' Matryoshka granularities."""
     baseline: bool = True
     """Also score every latent with the LLM-free look-up-table baseline."""
+    baseline_sampling: SamplingConfig | None = None
+    """Latents and examples of the baseline (a few ms per latent, so it can afford the
+    paper's full sample while the LLM scores a few); None = the same as `sampling`."""
     control: bool = True
     """Add a randomly initialised SAE of the same shape as a control."""
     explanation_tokens: int = 32
@@ -180,15 +183,24 @@ class InterpConfig:
             self.granularities = sorted(set(self.granularities))
         _positive("interp", explanation_tokens=self.explanation_tokens)
 
+    def sampling_of(self, interpreter: str) -> SamplingConfig:
+        """The sampling an interpreter (its label) scores with."""
+        if interpreter == "baseline" and self.baseline_sampling is not None:
+            return self.baseline_sampling
+        return self.sampling
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "interp") -> InterpConfig:
         data = dict(data or {})
-        sections = {"records": RecordsConfig, "sampling": SamplingConfig, "llm": LLMConfig}
+        sections = {"records": RecordsConfig, "sampling": SamplingConfig, "llm": LLMConfig,
+                    "baseline_sampling": SamplingConfig}
         for key, section in sections.items():
             if key in data and isinstance(data[key], section):
+                continue
+            if key == "baseline_sampling" and data.get(key) is None:
                 continue
             data[key] = from_mapping(section, data.get(key), f"{where}.{key}")
         return from_mapping(cls, data, where)

@@ -129,11 +129,12 @@ def interpret(
                       "buckets": [b.label for b in bands],
                       "records": str(out / "records" / name),
                       "live_latents": int(records.live().size)}
-        drawn = [sample(records, band, cfg.sampling, cfg.seed) for band in bands]
-        settings = json.dumps([records.meta.get("fingerprint"), asdict(cfg.sampling),
-                               cfg.methods, cfg.seed, cfg.explanation_tokens, boundaries,
-                               [getattr(i, "prompt", None) for i in interpreters]])
         for interpreter in interpreters:
+            sampling = cfg.sampling_of(interpreter.label)
+            drawn = [sample(records, band, sampling, cfg.seed) for band in bands]
+            settings = json.dumps([records.meta.get("fingerprint"), asdict(sampling),
+                                   cfg.methods, cfg.seed, cfg.explanation_tokens, boundaries,
+                                   getattr(interpreter, "prompt", None)])
             rows += _score_sae(name, drawn, interpreter, cfg, out, timing, settings)
     summary = summarise(rows, cfg.methods, cfg.seed)
     result = InterpResult(
