@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,29 @@ def _cache_source(spec: dict[str, Any], base: Path | None, text_order: bool = Fa
     if text_order:
         options["shuffle_buffer"] = 0
     return CachedActivations(path, **options)
+
+
+def apply_overrides(config: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """`config` with each 'dotted.key=VALUE' set (VALUE read as YAML: 64, [16, 64], null);
+    missing levels are created. A copy: `config` is left as it was."""
+    out = copy.deepcopy(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise PSAEError(f"--set {assignment!r}: expected KEY=VALUE, e.g. "
+                            "train.total_tokens=40960 or grid.k_grid=[16,64]")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise PSAEError(f"--set {assignment!r}: the value is not valid YAML") from None
+        level = out
+        for depth, part in enumerate(parts[:-1]):
+            if level.get(part) is None:
+                level[part] = {}
+            if not isinstance(level[part], dict):
+                raise PSAEError(f"--set {assignment!r}: {'.'.join(parts[:depth + 1])} is "
+                                f"{level[part]!r}, not a mapping of settings")
+            level = level[part]
+        level[parts[-1]] = value
+    return out

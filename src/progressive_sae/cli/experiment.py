@@ -15,7 +15,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from progressive_sae.experiment import load_experiment, run_experiment
 
-    cfg = load_experiment(args.config, out=args.out)
+    cfg = load_experiment(args.config, out=args.out, overrides=args.set or ())
     result = run_experiment(cfg, progress=not args.quiet)
     print(f"finished in {result.seconds:.0f} s: {len(result.plots)} plots in "
           f"{result.out / 'plots'}")
@@ -40,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the paper's grid: train what is missing, score, report")
-    p.add_argument("config", help="experiment YAML (see configs/demo.yaml)")
+    p.add_argument("config", help="experiment YAML, or the name of a shipped config: "
+                                  "demo, offline-default, smollm2, … (configs/ in the repository)")
     p.add_argument("--out", help="output folder (overrides the config's out)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.total_tokens=40960 "
+                        "--set grid.k_grid=[16,64] --set interp=null (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 

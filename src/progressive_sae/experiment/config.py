@@ -7,12 +7,14 @@ then `train` (TrainConfig fields shared by every run), `grid`, `eval` and `exter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from progressive_sae.config_files import load_yaml
+from progressive_sae.config_files import apply_overrides, load_yaml
 from progressive_sae.errors import PSAEError
+from progressive_sae.presets import config_path
 from progressive_sae.progressive import RANKINGS
 from progressive_sae.sae.base import GRANULARITY_MODES
 from progressive_sae.settings import from_mapping
@@ -218,10 +220,12 @@ class ExperimentConfig:
         return self.text is not None
 
 
-def load_experiment(path: str | Path, out: str | Path | None = None) -> ExperimentConfig:
-    """Read and check an experiment YAML; `out` overrides its `out`."""
-    path = Path(path)
-    raw = load_yaml(path)
+def load_experiment(path: str | Path, out: str | Path | None = None,
+                    overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and check an experiment YAML (a path, or the name of a shipped config such as
+    'demo'); `out` overrides its `out`, `overrides` ('grid.k=16', …) any other setting."""
+    path = config_path(path)
+    raw = apply_overrides(load_yaml(path), overrides)
     unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
     if unknown:
         raise PSAEError(f"unknown key {unknown[0]!r} in {path}; expected keys: "
