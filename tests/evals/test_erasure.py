@@ -7,6 +7,7 @@ import json
 import numpy as np
 import torch
 
+from progressive_sae.evals.common import fieller_interval
 from progressive_sae.evals.datasets.labelled import TextTask
 from progressive_sae.evals.datasets.offline import SpuriousTask
 from progressive_sae.evals.erasure.ablation import ablate
@@ -46,13 +47,14 @@ def activations(concepts: np.ndarray, seed: int = 0) -> TextActivations:
 
 
 def test_tpp_ablating_a_class_latent_drops_its_probe_to_chance_and_no_other():
-    classes = np.arange(300) % 3
+    classes = np.arange(900) % 3
     acts = activations(np.eye(4)[classes])  # class c lights concept c
     texts = acts.texts
-    task = TextTask("classes", ("a", "b", "c"), texts[:180], classes[:180], texts[180:],
-                    classes[180:])
+    task = TextTask("classes", ("a", "b", "c"), texts[:600], classes[:600], texts[600:],
+                    classes[600:])
     result = erase_saes({"sae": concept_sae()}, acts, None, task, None, CONFIG)
-    assert result.tpp_setup["clean_balanced_accuracy"] == {"a": 1.0, "b": 1.0, "c": 1.0}
+    clean = result.tpp_setup["clean_balanced_accuracy"]
+    assert list(clean) == ["a", "b", "c"] and min(clean.values()) > 0.99
     one = result.select("tpp")[0]
     assert [s.n for s in result.select("tpp")] == [1, 2, 5]
     # One latent per class holds its concept: ablating it leaves its probe at chance.
@@ -62,12 +64,13 @@ def test_tpp_ablating_a_class_latent_drops_its_probe_to_chance_and_no_other():
     json.dumps(result.to_dict(), allow_nan=False)
 
 
-def spurious(n_train: int = 200, n_test: int = 200) -> tuple[TextActivations, SpuriousTask]:
+def spurious(n_train: int = 800, n_test: int = 400, b_scale: float = 1.0
+             ) -> tuple[TextActivations, SpuriousTask]:
     rng = np.random.default_rng(3)
     cells = np.arange(n_train + n_test) % 4
     a, b = cells // 2, cells % 2
     concepts = np.zeros((len(cells), 4))
-    concepts[:, 0], concepts[:, 1] = 2 * a - 1, 2 * b - 1  # ±1: one latent per sign
+    concepts[:, 0], concepts[:, 1] = 2 * a - 1, b_scale * (2 * b - 1)  # one latent per sign
     acts = activations(concepts, seed=4)
     order = rng.permutation(len(cells))
     tr, te = order[:n_train], order[n_train:]
@@ -78,18 +81,57 @@ def spurious(n_train: int = 200, n_test: int = 200) -> tuple[TextActivations, Sp
 
 
 def test_scr_ablating_the_spurious_latent_recovers_the_oracle():
+    """Which attribute SAEBench's briefly trained biased probe leans on depends on its init;
+    in the direction it has not already learnt (denominator > 0), ablating the two latents
+    of the other attribute (one per sign), and nothing else, recovers the oracle."""
     acts, task = spurious()
     result = erase_saes({"sae": concept_sae()}, acts, task, None, None, CONFIG)
-    dirs = result.scr_setup["directions"]
+    dirs = result.scr_setup["pairs"][0]["directions"]
     assert all(d["A_oracle"] == 1.0 and not d["gated"] for d in dirs)
-    assert all(d["A_base"] < 0.9 for d in dirs)  # the biased probe mixes both attributes
-    for metric in ("scr_dir1", "scr_dir2"):
+    open_dirs = [d for d in dirs if not d["guarded"]]
+    assert open_dirs and all(d["A_base"] < 0.9 for d in open_dirs)
+    for d in open_dirs:
+        metric = f"scr_dir{d['direction']}"
         at_two = next(s for s in result.select(metric) if s.n == 2)
-        # The two latents (one per sign) of the spurious attribute, and nothing else, are
-        # ablated: the biased probe now reads only the evaluated attribute.
         assert at_two.value.value > 0.95 and at_two.parts["A_ablated"] > 0.97
+        # One pair: its mean is its score; the pair's own row carries Fieller's interval.
+        own = next(s for s in result.select(metric, "pair") if s.n == 2)
+        assert own.value.value == at_two.value.value
+        assert own.value.low <= own.value.value <= own.value.high
     chosen = result.select("scr")
     assert [s.n for s in chosen] == [1, 2, 5]
+    assert result.scr_setup["pairs"][0]["metric_direction"] == min(
+        dirs, key=lambda d: d["A_base"])["direction"]
+
+
+def test_scr_guard_scores_zero_and_leaves_the_mean_unbounded():
+    """Attribute A is 3x stronger than B: the biased probe (A = B on its texts) reads A, so
+    on A's labels A_base = A_oracle and direction 1 has no room to improve. SAEBench scores
+    it 0 (A_oracle − A_base < 0.001); its ratio has no interval, nor has the mean over pairs
+    that includes it. Direction 2 (evaluate B) is unaffected and is the reported one."""
+    acts, task = spurious(b_scale=0.3)
+    result = erase_saes({"sae": concept_sae()}, acts, [task], None, None, CONFIG)
+    dir1, dir2 = result.scr_setup["pairs"][0]["directions"]
+    assert dir1["guarded"] and not dir2["guarded"] and not dir1["gated"]
+    assert result.scr_setup["pairs"][0]["metric_direction"] == 2
+    for s in result.select("scr_dir1"):
+        assert s.value.value == 0.0 and np.isnan(s.value.low) and np.isnan(s.value.high)
+        assert s.parts["guarded_pairs"] == 1.0
+    assert all(s.parts["guarded_pairs"] == 0.0 for s in result.select("scr"))
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_fieller_interval_is_the_normal_interval_for_a_constant_denominator_and_unbounded_at_zero():
+    """With v ≡ 1 the ratio is mean(u) and Fieller's set is mean(u) ± z·sd(u)/√n; with
+    mean(v) inside its own noise there is no bounded set."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(0.3, 1.0, 400)
+    low, high = fieller_interval(u, np.ones(400), 0.95)
+    half = 1.959964 * u.std(ddof=1) / np.sqrt(400)
+    assert abs(low - (u.mean() - half)) < 1e-5 and abs(high - (u.mean() + half)) < 1e-5
+    v = rng.choice([-1.0, 0.0, 1.0], 400)
+    v -= v.mean()  # denominator exactly 0 on average
+    assert fieller_interval(u, v, 0.95) is None
 
 
 def test_pooled_ablation_equals_ablating_every_token_then_pooling():

@@ -117,3 +117,32 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, resamples: int = 1000,
     """Mean of `values` with its percentile-bootstrap interval."""
     array = np.asarray(values, dtype=float)
     return bootstrap(lambda idx: float(array[idx].mean()), array.size, resamples, level, seed)
+
+
+def fieller_interval(u: np.ndarray, v: np.ndarray, level: float = 0.95
+                     ) -> tuple[float, float] | None:
+    """Fieller's interval for mean(u) / mean(v) from paired per-unit values u, v [n].
+
+    The set of θ with (Ū − θV̄)² ≤ z²·Var(Ū − θV̄), variances of the means estimated from
+    the units. Bounded only when V̄ is itself clearly non-zero (V̄² > z²·Var(V̄)); otherwise
+    the honest interval is unbounded, returned as None — never a percentile of ratios whose
+    denominators cross zero."""
+    from scipy.stats import norm
+
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    n = u.size
+    if n < 2:
+        return None
+    z2 = float(norm.ppf(0.5 + level / 2)) ** 2
+    cov = np.cov(np.stack([u, v]), ddof=1) / n
+    su, sv, suv = cov[0, 0], cov[1, 1], cov[0, 1]
+    um, vm = u.mean(), v.mean()
+    a = vm * vm - z2 * sv
+    if a <= 0:
+        return None
+    b = -2 * (um * vm - z2 * suv)
+    c = um * um - z2 * su
+    disc = max(b * b - 4 * a * c, 0.0)  # ≥ 0 up to rounding: θ̂ = Ū/V̄ is in the set
+    root = np.sqrt(disc)
+    return float((-b - root) / (2 * a)), float((-b + root) / (2 * a))

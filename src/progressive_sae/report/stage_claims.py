@@ -16,11 +16,15 @@ def _fmt(e: dict[str, Any] | None) -> str:
     if not e or e.get("value", e.get("mean")) is None:
         return "n/a"
     value = e.get("value", e.get("mean"))
+    if e.get("low") is None or e.get("high") is None:  # e.g. SCR with an unresolved denominator
+        return f"{value:.3f} [interval unbounded]"
     return f"{value:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
 
 
 def _clearly(a: dict[str, Any], b: dict[str, Any], higher: bool = True) -> bool:
-    """a beats b with non-overlapping intervals."""
+    """a beats b with non-overlapping intervals (never, when an interval is unbounded)."""
+    if None in (a.get("low"), a.get("high"), b.get("low"), b.get("high")):
+        return False
     return a["low"] > b["high"] if higher else a["high"] < b["low"]
 
 
@@ -131,7 +135,8 @@ def _erasure_claims(erasure: dict | None) -> list[Claim]:
         claim = f"Matryoshka erases targeted concepts better ({name}, {n} latents ablated)"
         paper = "seed 002 §5: better targeted concept erasure (SCR, TPP)"
         rows = {s: max((r for r in erasure["scores"] if r["sae"] == s and r["metric"] == metric
-                        and r["n"] == n), key=lambda r: r["granularity"], default=None)
+                        and r["n"] == n and not r.get("task")),  # SCR: the mean over pairs
+                       key=lambda r: r["granularity"], default=None)
                 for s in (TOPK, MATRYOSHKA)}
         t, m = rows[TOPK], rows[MATRYOSHKA]
         if not t or not m or not t.get("value") or not m.get("value"):

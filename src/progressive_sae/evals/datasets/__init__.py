@@ -8,11 +8,12 @@ from progressive_sae.evals.datasets.offline import (
     TaskSizes,
     offline_tasks,
     package_task,
-    scr_task,
 )
+from progressive_sae.evals.datasets.spurious import SCR_PAIRS, scr_tasks
 
 __all__ = [
     "PACKAGES",
+    "SCR_PAIRS",
     "LabelledText",
     "SpuriousTask",
     "TaskSizes",
@@ -21,5 +22,5 @@ __all__ = [
     "offline_tasks",
     "one_vs_rest",
     "package_task",
-    "scr_task",
+    "scr_tasks",
 ]

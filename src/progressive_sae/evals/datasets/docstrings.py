@@ -35,6 +35,8 @@ class Docstring:
     """'module', 'class' or 'function' (methods count as functions)."""
     text: str
     """The cleaned docstring."""
+    in_class: bool = False
+    """A function defined directly in a class body (a method)."""
 
 
 def stdlib_files(root: Path) -> list[tuple[str, Path]]:
@@ -58,6 +60,8 @@ def docstrings_of_file(rel: str, source: bytes) -> list[Docstring]:
         warnings.simplefilter("ignore")  # invalid escape sequences in old sources
         tree = ast.parse(source)
     package = rel.split("/")[0].removesuffix(".py")
+    methods = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     found = []
     for node in ast.walk(tree):
         kind = KINDS.get(type(node))
@@ -65,7 +69,8 @@ def docstrings_of_file(rel: str, source: bytes) -> list[Docstring]:
             continue
         doc = ast.get_docstring(node, clean=True)
         if doc and len(doc.strip()) >= MIN_DOC_CHARS:
-            found.append((getattr(node, "lineno", 0), Docstring(rel, package, kind, doc.strip())))
+            found.append((getattr(node, "lineno", 0), Docstring(rel, package, kind, doc.strip(),
+                                                                  id(node) in methods)))
     found.sort(key=lambda t: t[0])
     return [d for _, d in found]
 

@@ -4,7 +4,7 @@
   the set (one-vs-rest, as SAEBench does over a dataset's chosen classes);
 * `kind` — function against class docstrings;
 * `source` — language-reference topics (pydoc) against docstrings;
-* the spurious pair for SCR: networking vs text-processing modules × function vs class.
+* the spurious pairs for SCR are built in `spurious.py` (topic × method vs module level).
 
 The split unit is the source file (a pydoc topic for the reference), so train and test
 never share a document.
@@ -150,35 +150,25 @@ class SpuriousTask:
     """A of each test text."""
     test_b: np.ndarray
     """B of each test text."""
+    biased_texts: tuple[str, ...] = ()
+    """Training texts of the biased probe (A = B cells only); empty: the agreeing
+    training texts."""
+    biased_a: np.ndarray | None = None
+    """A (= B) of each biased training text."""
+
+    def biased(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """(texts, A labels) the biased probe trains on."""
+        if self.biased_texts:
+            assert self.biased_a is not None
+            return self.biased_texts, self.biased_a
+        agree = self.train_a == self.train_b
+        return (tuple(t for t, k in zip(self.train_texts, agree) if k),
+                self.train_a[agree])
 
     def summary(self) -> dict:
         cells = {f"{self.values[0][a]}|{self.values[1][b]}": int(
             ((self.train_a == a) & (self.train_b == b)).sum()) for a in (0, 1) for b in (0, 1)}
         return {"name": self.name, "attributes": list(self.attributes),
                 "values": [list(v) for v in self.values], "train_cells": cells,
+                "biased_train_texts": len(self.biased()[0]),
                 "test_texts": len(self.test_texts)}
-
-
-def spurious_from_items(name: str, items: Sequence[LabelledText],
-                        attributes: tuple[str, str],
-                        values: tuple[tuple[str, str], tuple[str, str]],
-                        sizes: TaskSizes = TaskSizes()) -> SpuriousTask:
-    """A SpuriousTask from texts labelled 'a|b' with a ∈ values[0], b ∈ values[1]."""
-    cells = tuple(f"{a}|{b}" for a in values[0] for b in values[1])
-    task = make_task(name, items, cells, sizes.train_per_class, sizes.test_per_class,
-                     sizes.test_fraction, sizes.seed)
-    a_of = np.array([i // 2 for i in range(4)])
-    b_of = np.array([i % 2 for i in range(4)])
-    return SpuriousTask(name, attributes, values, task.train_texts, a_of[task.train_labels],
-                        b_of[task.train_labels], task.test_texts, a_of[task.test_labels],
-                        b_of[task.test_labels])
-
-
-def scr_task(sizes: TaskSizes = TaskSizes()) -> SpuriousTask:
-    """Topic (text processing = 0, networking = 1) × kind (function = 0, class = 1)."""
-    topic = {p: "networking" for p in NETWORKING} | {p: "text" for p in TEXT_PROCESSING}
-    items = [_item(d, f"{topic[d.package]}|{d.kind}")
-             for d in stdlib_docstrings(frozenset(topic)) if d.kind != "module"]
-    return spurious_from_items("networking-vs-text × function-vs-class", items,
-                               ("topic", "kind"), (("text", "networking"), ("function", "class")),
-                               sizes)

@@ -2,8 +2,10 @@
 
 Attribution (SAEBench): latent j scores (mean pooled activation difference between the
 classes on the training texts) × (probe weight · W_dec[j]). TPP keeps only the positive
-class's excess (difference clamped at 0); SCR ranks by the absolute score. The top n with a
-non-zero score are ablated.
+class's excess (difference clamped at 0); SCR ranks by the absolute score. As SAEBench's
+`select_top_n_features`: k = min(n, number of non-zero scores), and the k highest scores
+are ablated, so once the positive scores run out zero-score latents come before negative
+ones (ties: lower index, where torch.topk leaves the order unspecified).
 
 Ablation keeps the SAE's error term: x' = x − Σ_{j ablated} z_j W_dec[j] at every token.
 The probes read the per-text mean of x', and the mean is linear, so the mean of x' is the
@@ -27,10 +29,9 @@ def attribution(z_train: np.ndarray, positive: np.ndarray, probe_weight: np.ndar
 
 
 def top_latents(effects: np.ndarray, n: int) -> np.ndarray:
-    """The n highest-scoring latents among those with a non-zero score (ties: lower index)."""
-    order = np.argsort(-effects, kind="stable")
-    order = order[effects[order] != 0]
-    return order[:n]
+    """The k = min(n, non-zero scores) highest-scoring latents (ties: lower index)."""
+    k = min(n, int(np.count_nonzero(effects)))
+    return np.argsort(-effects, kind="stable")[:k]
 
 
 def ablate(x: np.ndarray, z: np.ndarray, w_dec: np.ndarray, latents: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Targeted concept erasure of SAEs at a hook: SCR on the offline spurious pair and TPP over
+"""Targeted concept erasure of SAEs at a hook: SCR on the offline spurious pairs and TPP over
 the package classes, for the full dictionary and each granularity view."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from progressive_sae.evals.common import GranularityView, granularity_views
+from progressive_sae.evals.common import GATE_ACCURACY, GranularityView, granularity_views
 from progressive_sae.evals.datasets.labelled import TextTask
-from progressive_sae.evals.datasets.offline import SpuriousTask, package_task, scr_task
+from progressive_sae.evals.datasets.offline import SpuriousTask, package_task
+from progressive_sae.evals.datasets.spurious import scr_tasks
 from progressive_sae.evals.erasure.config import ErasureConfig
 from progressive_sae.evals.erasure.result import ErasureResult, ErasureScore
-from progressive_sae.evals.erasure.scr import SCRSetup, prepare_scr, scr_view
+from progressive_sae.evals.erasure.scr import GUARD, SCRSetup, prepare_scr, scr_view
 from progressive_sae.evals.erasure.tpp import TPPSetup, prepare_tpp, tpp_view
 from progressive_sae.evals.probing.pooling import (
     TextActivations,
@@ -26,18 +27,27 @@ from progressive_sae.evals.probing.pooling import (
 from progressive_sae.lm.model import LanguageModel
 from progressive_sae.sae.base import SparseAutoencoder
 
+Spurious = SpuriousTask | list[SpuriousTask] | None
+"""One SCR pair, several, or none."""
 
-def erasure_tasks(config: ErasureConfig) -> tuple[SpuriousTask | None, TextTask | None]:
-    """The offline SCR pair and TPP classes the config asks for."""
-    spurious = scr_task(config.scr_sizes) if config.scr else None
+
+def _pairs(spurious: Spurious) -> list[SpuriousTask]:
+    if spurious is None:
+        return []
+    return [spurious] if isinstance(spurious, SpuriousTask) else list(spurious)
+
+
+def erasure_tasks(config: ErasureConfig) -> tuple[list[SpuriousTask] | None, TextTask | None]:
+    """The offline SCR pairs and TPP classes the config asks for."""
+    spurious = scr_tasks(config.scr_pairs, config.scr_sizes) if config.scr else None
     classes = package_task(config.packages, config.sizes) if config.tpp else None
     return spurious, classes
 
 
-def erasure_texts(spurious: SpuriousTask | None, classes: TextTask | None) -> list[str]:
-    groups = []
-    if spurious is not None:
-        groups += [spurious.train_texts, spurious.test_texts]
+def erasure_texts(spurious: Spurious, classes: TextTask | None) -> list[str]:
+    groups: list = []
+    for pair in _pairs(spurious):
+        groups += [pair.train_texts, pair.test_texts, pair.biased()[0]]
     if classes is not None:
         groups += [classes.train_texts, classes.test_texts]
     return unique_texts(*groups)
@@ -46,24 +56,26 @@ def erasure_texts(spurious: SpuriousTask | None, classes: TextTask | None) -> li
 class ErasureRun:
     """Probes and clean accuracies prepared once; `score` adds one SAE view at a time."""
 
-    def __init__(self, acts: TextActivations, spurious: SpuriousTask | None,
+    def __init__(self, acts: TextActivations, spurious: Spurious,
                  classes: TextTask | None, config: ErasureConfig) -> None:
         self.config = config
-        self.scr: SCRSetup | None = (prepare_scr(spurious, acts, config)
-                                     if spurious is not None else None)
+        self.scr: list[SCRSetup] = [prepare_scr(p, acts, config, i)
+                                    for i, p in enumerate(_pairs(spurious))]
         self.tpp: TPPSetup | None = (prepare_tpp(classes, acts, config)
                                      if classes is not None else None)
-        self.result = ErasureResult(
-            config.to_dict(), acts.hook,
-            self.scr.summary() if self.scr else None, self.tpp.summary() if self.tpp else None)
+        scr_summary = ({"pairs": [s.summary() for s in self.scr], "gate_accuracy": GATE_ACCURACY,
+                        "guard": GUARD} if self.scr else None)
+        self.result = ErasureResult(config.to_dict(), acts.hook, scr_summary,
+                                    self.tpp.summary() if self.tpp else None)
 
     def score(self, sae: SparseAutoencoder, name: str, view: GranularityView,
               z: torch.Tensor) -> list[ErasureScore]:
         w_dec = sae.W_dec[:view.granularity].detach().float().cpu().numpy().astype(np.float64)
         zz = z.numpy().astype(np.float64)
         scores = []
-        if self.scr is not None:
-            scores += scr_view(self.scr, zz, w_dec, name, view, self.config.n_values)
+        if self.scr:
+            scores += scr_view(self.scr, zz, w_dec, name, view, self.config.n_values,
+                               self.config.level)
         if self.tpp is not None:
             scores += tpp_view(self.tpp, zz, w_dec, name, view, self.config.n_values)
         self.result.scores += scores
@@ -71,7 +83,7 @@ class ErasureRun:
 
 
 def erase_saes(saes: dict[str, SparseAutoencoder], acts: TextActivations,
-               spurious: SpuriousTask | None, classes: TextTask | None,
+               spurious: Spurious, classes: TextTask | None,
                granularities: Iterable[int] | None = None,
                config: ErasureConfig | None = None) -> ErasureResult:
     """SCR and TPP of every SAE and view on activations already collected."""

@@ -28,11 +28,13 @@ class ErasureScore:
     """The score with its bootstrap interval over test texts (value None/NaN: undefined)."""
     parts: dict[str, float] = field(default_factory=dict)
     """SCR: the ablated accuracy; TPP: the intended and mean unintended accuracy drops."""
+    task: str = ""
+    """SCR pair of a per-pair score; "" for the mean over pairs (SAEBench's) and for TPP."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "sae": self.sae, "granularity": self.granularity,
-                "mode": self.mode, "n": self.n, "value": self.value.to_dict(),
-                "parts": dict(self.parts)}
+                "mode": self.mode, "n": self.n, "task": self.task,
+                "value": self.value.to_dict(), "parts": dict(self.parts)}
 
 
 @dataclass
@@ -44,7 +46,8 @@ class ErasureResult:
     hook: str
     """Hook point of the residual stream."""
     scr_setup: dict[str, Any] | None = None
-    """SCR task, residual-probe accuracies (A_base, A_oracle per direction), gating."""
+    """SCR pairs, each with its residual-probe accuracies (A_base, A_oracle per direction),
+    gating and the SAEBench guard."""
     tpp_setup: dict[str, Any] | None = None
     """TPP classes, their probes' clean balanced accuracies, gating."""
     scores: list[ErasureScore] = field(default_factory=list)
@@ -52,14 +55,15 @@ class ErasureResult:
     seconds: float = 0.0
     """Wall time of the evaluation (measured, noisy)."""
 
-    def select(self, metric: str) -> list[ErasureScore]:
-        return [s for s in self.scores if s.metric == metric]
+    def select(self, metric: str, task: str = "") -> list[ErasureScore]:
+        """Scores of `metric`; by default the means over SCR pairs (and TPP)."""
+        return [s for s in self.scores if s.metric == metric and s.task == task]
 
     def headline(self, metric: str = "scr", n: int = 20, granularity: int | None = None,
                  mode: str = "relative") -> dict[str, Estimate]:
         """Per SAE: `metric` ('scr', 'tpp', 'scr_dir1', 'scr_dir2') after ablating n latents at
         `granularity` (None: each SAE's full size) — the number a claims table compares."""
-        scores = [s for s in self.select(metric) if s.n == n]
+        scores = [s for s in self.select(metric) if s.n == n]  # means over SCR pairs
         largest: dict[str, int] = {}
         for s in scores:
             largest[s.sae] = max(largest.get(s.sae, 0), s.granularity)

@@ -18,6 +18,7 @@ from progressive_sae.evals.erasure.evaluate import ErasureRun, erasure_tasks, er
 from progressive_sae.evals.erasure.result import ErasureResult
 from progressive_sae.evals.probing.config import ProbingConfig
 from progressive_sae.evals.probing.evaluate import (
+    llm_top_k_mean,
     prepare_tasks,
     probe_view,
     residual_mean,
@@ -78,6 +79,7 @@ def evaluate_probing_and_erasure(
                     run.score(sae, name, view, z)
     probe_result.summary = summarize(probe_result.scores, draws, probing.level)
     probe_result.residual_mean = residual_mean(prepared, probing.level)
+    probe_result.llm_top_k = llm_top_k_mean(prepared, probing.level)
     total = time.perf_counter() - start
     # Each result reports the shared LM pass plus half of the per-SAE work.
     probe_result.seconds = run.result.seconds = lm_seconds + (total - lm_seconds) / 2

@@ -18,6 +18,7 @@ from progressive_sae.evals.common import GATE_ACCURACY, GranularityView
 from progressive_sae.evals.datasets.labelled import TextTask
 from progressive_sae.evals.erasure.ablation import ablate, attribution, top_latents
 from progressive_sae.evals.erasure.config import ErasureConfig
+from progressive_sae.evals.erasure.probe_fit import erasure_probe, one_vs_rest_rows
 from progressive_sae.evals.erasure.result import ErasureScore
 from progressive_sae.evals.probing.pooling import TextActivations
 from progressive_sae.evals.probing.probes import LinearProbe, fit_probe
@@ -54,8 +55,8 @@ def prepare_tpp(task: TextTask, acts: TextActivations, config: ErasureConfig) ->
     pooled = acts.pooled.numpy().astype(np.float64)
     train, test = acts.rows(task.train_texts), acts.rows(task.test_texts)
     x_train, x_test = pooled[train], pooled[test]
-    probes = [fit_probe(x_train, task.train_labels == c, config.c, config.max_iter,
-                        balanced=True) for c in range(len(task.classes))]
+    probes = [_class_probe(task, x_train, x_test, c, config)
+              for c in range(len(task.classes))]
     resamples = Resamples.draw(len(test), config.resamples, config.level, config.seed + 202)
     truth = np.stack([task.test_labels == c for c in range(len(task.classes))], 1)
     ok = np.stack([p.predict(x_test) for p in probes], 1) == truth
@@ -64,6 +65,21 @@ def prepare_tpp(task: TextTask, acts: TextActivations, config: ErasureConfig) ->
                             for c in range(len(probes))], 1)
     scored = [c for c in range(len(probes)) if clean[c] >= GATE_ACCURACY]
     return TPPSetup(task, train, test, x_test, probes, clean, clean_draws, scored, resamples)
+
+
+def _class_probe(task: TextTask, x_train: np.ndarray, x_test: np.ndarray, c: int,
+                 config: ErasureConfig) -> LinearProbe:
+    """Class c against the rest: SAEBench's probe on c's texts plus as many others (drawn
+    evenly from each other class; the epoch kept on the same kind of test set), or our
+    class-weighted logistic regression on all texts."""
+    if config.probe != "saebench":
+        return fit_probe(x_train, task.train_labels == c, config.c, config.max_iter,
+                         balanced=True)
+    rng = np.random.default_rng([config.seed, c])
+    rows = one_vs_rest_rows(task.train_labels, c, rng)
+    held = one_vs_rest_rows(task.test_labels, c, rng)
+    return erasure_probe(x_train[rows], task.train_labels[rows] == c, x_test[held],
+                         task.test_labels[held] == c, config, config.seed + 500 + c)
 
 
 def tpp_view(setup: TPPSetup, z: np.ndarray, w_dec: np.ndarray, sae: str,
@@ -78,6 +94,8 @@ def tpp_view(setup: TPPSetup, z: np.ndarray, w_dec: np.ndarray, sae: str,
                               w_dec, clamp=True, absolute=False) for c in cls}
     scores = []
     for n in n_values:
+        if n > view.granularity:
+            continue  # SAEBench asserts n ≤ latents
         values, intended, unintended, draws = [], [], [], []
         for i, c in enumerate(cls):
             x = ablate(setup.x_test, z_test, w_dec, top_latents(effects[c], n))

@@ -10,11 +10,18 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.evals.datasets.offline import PACKAGES, TaskSizes
 from progressive_sae.sae.base import GRANULARITY_MODES
 
+PROBES = ("saebench", "logistic")
+"""Probe recipes: SAEBench's, or our standardised logistic regression."""
+
 
 @dataclass
 class TextProbeSettings:
     """What sparse probing and concept erasure share: texts, probes, views and statistics."""
 
+    probe: str = "saebench"
+    """Probe recipe: 'saebench' (SAEBench's: AdamW torch probes for SCR/TPP and full-width
+    probes, sklearn lbfgs on raw features for k-sparse probes) or 'logistic' (ours: sklearn
+    liblinear L2 on standardised features everywhere)."""
     c: float = 1.0
     """Inverse L2 strength of every logistic regression (fixed: never tuned on test)."""
     max_iter: int = 1000
@@ -44,6 +51,8 @@ class TextProbeSettings:
         for m in self.modes:
             if m not in GRANULARITY_MODES:
                 raise PSAEError(f"mode {m!r}: expected one of {GRANULARITY_MODES}")
+        if self.probe not in PROBES:
+            raise PSAEError(f"probe {self.probe!r}: expected one of {list(PROBES)}")
         if not self.c > 0:
             raise PSAEError(f"c={self.c!r}: expected a positive number")
         if self.resamples < 1:
@@ -67,7 +76,10 @@ class ProbingConfig(TextProbeSettings):
     packages: list[str] = field(default_factory=lambda: list(PACKAGES))
     """Package classes of the one-vs-rest package tasks."""
     ks: list[int] = field(default_factory=lambda: [1, 2, 5])
-    """Numbers of latents the sparse probes use."""
+    """Numbers of latents the sparse probes use (also the residual dimensions of llm_top_k)."""
+    all_latents: bool = True
+    """Also probe every latent of each view (SAEBench's sae_test_accuracy)."""
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1

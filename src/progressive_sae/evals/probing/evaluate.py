@@ -1,6 +1,9 @@
 """Sparse probing (SAEBench): per binary task, the k latents whose mean-pooled activations
 differ most between the classes on the training texts, a logistic regression on them, and
-its test accuracy beside a probe on the full mean-pooled residual — per granularity view."""
+its test accuracy beside a probe on the full mean-pooled residual, the same top-k selection
+on the residual (SAEBench's llm_top_k) and a probe on every latent — per granularity view.
+Means are SAEBench's: over a dataset's tasks (its one-vs-rest classes), then over datasets
+(a task 'package:asyncio' belongs to dataset 'package')."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from progressive_sae.evals.common import (
 )
 from progressive_sae.evals.datasets.labelled import TextTask
 from progressive_sae.evals.datasets.offline import offline_tasks
+from progressive_sae.evals.probing.adamw import FULL_WIDTH, train_adamw_probe
 from progressive_sae.evals.probing.config import ProbingConfig
 from progressive_sae.evals.probing.pooling import (
     TextActivations,
@@ -29,7 +33,7 @@ from progressive_sae.evals.probing.pooling import (
     unique_texts,
     view_latents,
 )
-from progressive_sae.evals.probing.probes import fit_probe, top_by_mean_difference
+from progressive_sae.evals.probing.probes import LinearProbe, fit_probe, top_by_mean_difference
 from progressive_sae.evals.probing.result import (
     ProbeScore,
     ProbeSummary,
@@ -51,6 +55,31 @@ class PreparedTask:
     resamples: Resamples
     record: TaskRecord
     residual_draws: np.ndarray
+    llm_draws: dict[int, np.ndarray]
+
+
+ALL_LATENTS = 0
+"""The k of a probe on every latent of the view (SAEBench's sae_test_accuracy)."""
+
+
+def dataset_of(task: str) -> str:
+    """The dataset a task belongs to: its name up to the first ':'."""
+    return task.split(":")[0]
+
+
+def sparse_probe(x: np.ndarray, y: np.ndarray, config: ProbingConfig) -> LinearProbe:
+    """A k-sparse probe: SAEBench's sklearn defaults (lbfgs, raw features) or ours."""
+    return fit_probe(x, y, config.c, config.max_iter, standardize=config.probe != "saebench")
+
+
+def full_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+               config: ProbingConfig, seed: int) -> LinearProbe:
+    """A probe on every residual dimension or latent: SAEBench's torch recipe (batch 250,
+    lr 1e-2, 100 epochs, patience 10, epoch kept on test) or ours."""
+    if config.probe == "saebench":
+        return train_adamw_probe(x.astype(np.float32), y, x_test.astype(np.float32), y_test,
+                                 FULL_WIDTH, seed).probe
+    return fit_probe(x, y, config.c, config.max_iter)
 
 
 def task_texts(tasks: Iterable[TextTask]) -> list[str]:
@@ -77,63 +106,113 @@ def prepare_tasks(tasks: Sequence[TextTask], acts: TextActivations,
         check_task(task)
         train, test = acts.rows(task.train_texts), acts.rows(task.test_texts)
         resamples = Resamples.draw(len(test), config.resamples, config.level, config.seed + i)
-        probe = fit_probe(pooled[train], task.train_labels, config.c, config.max_iter)
-        correct = probe.predict(pooled[test]) == task.test_labels.astype(bool)
+        truth = task.test_labels.astype(bool)
+        probe = full_probe(pooled[train], task.train_labels, pooled[test], task.test_labels,
+                           config, config.seed + i)
+        correct = probe.predict(pooled[test]) == truth
         residual = resamples.estimate(float(correct.mean()), resamples.means(correct))
+        order = top_by_mean_difference(pooled[train], task.train_labels, max(config.ks))
+        llm_top_k, llm_draws = {}, {}
+        for k in config.ks:
+            cols = order[:k]
+            ok = sparse_probe(pooled[train][:, cols], task.train_labels,
+                              config).predict(pooled[test][:, cols]) == truth
+            llm_draws[k] = resamples.means(ok)
+            llm_top_k[k] = resamples.estimate(float(ok.mean()), llm_draws[k])
         record = TaskRecord(task.name, task.description, list(task.classes), len(train),
-                            len(test), residual, residual.value < GATE_ACCURACY)
+                            len(test), residual, residual.value < GATE_ACCURACY, llm_top_k)
         prepared.append(PreparedTask(task, train, test, resamples, record,
-                                     resamples.means(correct)))
+                                     resamples.means(correct), llm_draws))
     return prepared
 
 
 def probe_view(prepared: Sequence[PreparedTask], z: np.ndarray, sae: str,
                view: GranularityView, config: ProbingConfig,
                draws: dict[tuple, list[np.ndarray]]) -> list[ProbeScore]:
-    """Top-k probes of one view's pooled latents `z` [texts, G] on every ungated task."""
+    """Top-k probes (and the all-latents probe, k = ALL_LATENTS) of one view's pooled latents
+    `z` [texts, G] on every ungated task. `draws` collects each score's resampled accuracies
+    per (sae, G, mode, k), keyed further by task, for the summaries."""
     scores = []
-    for p in prepared:
+    for i, p in enumerate(prepared):
         if p.record.gated:
             continue
         y = p.task.train_labels
+        truth = p.task.test_labels.astype(bool)
         z_train, z_test = z[p.train_rows], z[p.test_rows]
         order = top_by_mean_difference(z_train, y, max(config.ks))
+        probes: list[tuple[int, np.ndarray, LinearProbe]] = []
         for k in config.ks:
             cols = order[:k]
-            probe = fit_probe(z_train[:, cols], y, config.c, config.max_iter)
-            correct = probe.predict(z_test[:, cols]) == p.task.test_labels.astype(bool)
+            probes.append((k, cols, sparse_probe(z_train[:, cols], y, config)))
+        if config.all_latents:
+            cols = np.arange(z.shape[1])
+            probes.append((ALL_LATENTS, cols, full_probe(z_train, y, z_test, p.task.test_labels,
+                                                         config, config.seed + i)))
+        for k, cols, probe in probes:
+            correct = probe.predict(z_test[:, cols]) == truth
             resampled = p.resamples.means(correct)
             draws[(sae, view.granularity, view.mode, k)].append(resampled)
             scores.append(ProbeScore(sae, view.granularity, view.mode, p.task.name, k,
                                      p.resamples.estimate(float(correct.mean()), resampled),
-                                     [int(c) for c in cols]))
+                                     [int(c) for c in cols] if k != ALL_LATENTS else []))
     return scores
+
+
+def dataset_mean(tasks: Sequence[str], values: Sequence[float], draws: Sequence[np.ndarray]
+                 ) -> tuple[float, np.ndarray, int]:
+    """SAEBench's mean: over each dataset's tasks, then over datasets (value, resampled
+    draws [R], datasets)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(tasks):
+        groups[dataset_of(t)].append(i)
+    value = float(np.mean([np.mean([values[i] for i in g]) for g in groups.values()]))
+    mean_draws = np.mean([np.mean(np.stack([draws[i] for i in g]), axis=0)
+                          for g in groups.values()], axis=0)
+    return value, mean_draws, len(groups)
 
 
 def summarize(scores: Sequence[ProbeScore], draws: dict[tuple, list[np.ndarray]],
               level: float) -> list[ProbeSummary]:
-    """Mean over tasks per (SAE, view, k); resample r averages every task's resample r."""
-    values: dict[tuple, list[float]] = defaultdict(list)
+    """Per (SAE, view, k) the mean over each dataset's tasks, then over datasets; resample r
+    averages every task's resample r the same way."""
+    rows: dict[tuple, list[ProbeScore]] = defaultdict(list)
     for s in scores:
-        values[(s.sae, s.granularity, s.mode, s.k)].append(s.accuracy.value)
+        rows[(s.sae, s.granularity, s.mode, s.k)].append(s)
     out = []
-    for key, vals in values.items():
-        mean_draws = np.mean(np.stack(draws[key]), axis=0)
-        est = Resamples(np.zeros((1, len(vals))), level).estimate(float(np.mean(vals)),
-                                                                  mean_draws)
-        out.append(ProbeSummary(*key, accuracy=est, tasks=len(vals)))
+    for key, mine in rows.items():
+        value, mean_draws, datasets = dataset_mean([s.task for s in mine],
+                                                   [s.accuracy.value for s in mine], draws[key])
+        est = Resamples(np.zeros((1, len(mine))), level).estimate(value, mean_draws)
+        out.append(ProbeSummary(*key, accuracy=est, tasks=len(mine), datasets=datasets))
     return out
 
 
+def _prepared_mean(scored: Sequence[PreparedTask], values: Sequence[float],
+                   draws: Sequence[np.ndarray], level: float) -> Estimate:
+    value, mean_draws, _ = dataset_mean([p.task.name for p in scored], values, draws)
+    est = Resamples(np.zeros((1, 1)), level).estimate(value, mean_draws)
+    return Estimate(est.value, est.low, est.high, sum(p.record.test for p in scored))
+
+
 def residual_mean(prepared: Sequence[PreparedTask], level: float) -> Estimate | None:
-    """Mean residual-probe accuracy over ungated tasks, resampled like the summaries."""
+    """Residual-probe accuracy (SAEBench's llm_test_accuracy) over ungated tasks, averaged and
+    resampled like the summaries."""
     scored = [p for p in prepared if not p.record.gated]
     if not scored:
         return None
-    draws = np.mean(np.stack([p.residual_draws for p in scored]), axis=0)
-    value = float(np.mean([p.record.residual.value for p in scored]))
-    est = Resamples(np.zeros((1, 1)), level).estimate(value, draws)
-    return Estimate(est.value, est.low, est.high, sum(p.record.test for p in scored))
+    return _prepared_mean(scored, [p.record.residual.value for p in scored],
+                          [p.residual_draws for p in scored], level)
+
+
+def llm_top_k_mean(prepared: Sequence[PreparedTask], level: float) -> dict[int, Estimate]:
+    """Per k, the top-k probe on the residual (SAEBench's llm_top_k_test_accuracy) over
+    ungated tasks, averaged like the summaries."""
+    scored = [p for p in prepared if not p.record.gated]
+    if not scored:
+        return {}
+    return {k: _prepared_mean(scored, [p.record.llm_top_k[k].value for p in scored],
+                              [p.llm_draws[k] for p in scored], level)
+            for k in scored[0].llm_draws}
 
 
 def resolve_tasks(tasks: Sequence[str | TextTask] | None, config: ProbingConfig) -> list[TextTask]:
@@ -167,6 +246,7 @@ def probe_saes(saes: dict[str, SparseAutoencoder], acts: TextActivations,
             result.scores += probe_view(prepared, z.numpy(), name, view, config, draws)
     result.summary = summarize(result.scores, draws, config.level)
     result.residual_mean = residual_mean(prepared, config.level)
+    result.llm_top_k = llm_top_k_mean(prepared, config.level)
     result.seconds = time.perf_counter() - start
     return result
 

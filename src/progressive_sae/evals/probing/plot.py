@@ -14,7 +14,7 @@ LINESTYLES = {"relative": "-", "prefix": "--"}
 def plot_probing(result: ProbingResult, path: str | Path) -> Path:
     """One panel per k: accuracy (95% CI bars) vs G per SAE and mode; the full-residual probe
     as a grey line. Writes a PNG at `path`."""
-    ks = sorted({s.k for s in result.summary}) or [0]
+    ks = sorted({s.k for s in result.summary}, key=lambda k: (k == 0, k)) or [1]
     fig, axes = new_figure(len(ks))
     lines: dict[tuple, list] = defaultdict(list)
     largest: dict[str, int] = defaultdict(int)
@@ -41,10 +41,11 @@ def plot_probing(result: ProbingResult, path: str | Path) -> Path:
                        label="full residual")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("granularity G (first G latents)")
-        ax.set_ylabel("test accuracy, mean over scored tasks")
+        ax.set_ylabel("test accuracy, mean over datasets")
         scored = sum(not t.gated for t in result.tasks)
-        ax.set_title(f"sparse probing, top-{k} latents ({scored}/{len(result.tasks)} tasks "
-                     "scored)" if result.summary else "sparse probing: every task gated")
+        which = f"top-{k} latents" if k else "all latents"
+        ax.set_title(f"sparse probing, {which} ({scored}/{len(result.tasks)} tasks scored)"
+                     if result.summary else "sparse probing: every task gated")
         if result.summary:
             ax.legend(fontsize=7)
     return save_figure(fig, path)

@@ -1,8 +1,11 @@
 """Logistic-regression probes with a fixed regularisation (nothing is tuned on test data).
 
-Features are standardised for the fit (latents and residual dimensions differ in scale by
-orders of magnitude); the probe is returned in the raw input space, so its weight can be
-dotted with decoder rows (the erasure attribution) and applied to ablated activations.
+Two recipes: ours (`standardize=True`, liblinear: features standardised for the fit, since
+latents and residual dimensions differ in scale by orders of magnitude) and SAEBench's
+k-sparse probe (`standardize=False`, lbfgs: sklearn's defaults on raw features, C = 1,
+max_iter = 1000, as `train_sklearn_probe` does). Either way the probe is returned in the raw
+input space, so its weight can be dotted with decoder rows (the erasure attribution) and
+applied to ablated activations.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ class LinearProbe:
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 1000,
-              balanced: bool = False) -> LinearProbe:
-    """L2 logistic regression (C = `c`) on standardised features, mapped back to raw space."""
+              balanced: bool = False, standardize: bool = True) -> LinearProbe:
+    """L2 logistic regression (C = `c`), on standardised features with liblinear (ours) or on
+    raw features with lbfgs (`standardize=False`: SAEBench's k-sparse probe), mapped back to
+    raw space."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -39,12 +44,16 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 1000
     classes = np.unique(y)
     if classes.size != 2:
         raise PSAEError(f"probe labels {classes.tolist()}: expected exactly 2 classes")
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-8] = 1.0  # constant (e.g. dead) features carry no signal
+    if standardize:
+        mean = x.mean(0)
+        scale = x.std(0)
+        scale[scale < 1e-8] = 1.0  # constant (e.g. dead) features carry no signal
+    else:
+        mean, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
     # liblinear: ~8x faster than lbfgs at these sizes (hundreds of texts); on standardised
     # features its penalised intercept changes nothing that matters for balanced classes.
-    model = LogisticRegression(C=c, max_iter=max_iter, solver="liblinear",
+    model = LogisticRegression(C=c, max_iter=max_iter,
+                               solver="liblinear" if standardize else "lbfgs",
                                class_weight="balanced" if balanced else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

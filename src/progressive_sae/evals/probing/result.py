@@ -28,11 +28,14 @@ class TaskRecord:
     """Test accuracy of the probe on the full mean-pooled residual."""
     gated: bool
     """True when `residual` < GATE_ACCURACY: the task is reported, not scored."""
+    llm_top_k: dict[int, Estimate] = field(default_factory=dict)
+    """Per k, the top-k probe on the residual dimensions (SAEBench's llm_top_k)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "classes": self.classes,
                 "train": self.train, "test": self.test, "residual": self.residual.to_dict(),
-                "gated": self.gated}
+                "gated": self.gated,
+                "llm_top_k": {str(k): e.to_dict() for k, e in self.llm_top_k.items()}}
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,11 @@ class ProbeScore:
     task: str
     """Task name."""
     k: int
-    """Latents the probe reads."""
+    """Latents the probe reads; 0: every latent of the view (SAEBench's sae_test_accuracy)."""
     accuracy: Estimate
     """Test accuracy with its bootstrap interval over test texts."""
     latents: list[int]
-    """The k latents, by decreasing |mean difference| on the training texts."""
+    """The k latents, by decreasing |mean difference| on the training texts ([] for k = 0)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"sae": self.sae, "granularity": self.granularity, "mode": self.mode,
@@ -71,15 +74,19 @@ class ProbeSummary:
     mode: str
     """'relative' or 'prefix'."""
     k: int
-    """Latents per probe."""
+    """Latents per probe; 0: every latent of the view."""
     accuracy: Estimate
-    """Mean accuracy; interval from resampling every task's test texts independently."""
+    """Mean over each dataset's tasks, then over datasets (SAEBench's); interval from
+    resampling every task's test texts independently."""
     tasks: int
     """Tasks averaged."""
+    datasets: int = 1
+    """Datasets they belong to."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"sae": self.sae, "granularity": self.granularity, "mode": self.mode,
-                "k": self.k, "accuracy": self.accuracy.to_dict(), "tasks": self.tasks}
+                "k": self.k, "accuracy": self.accuracy.to_dict(), "tasks": self.tasks,
+                "datasets": self.datasets}
 
 
 @dataclass
@@ -95,9 +102,12 @@ class ProbingResult:
     scores: list[ProbeScore] = field(default_factory=list)
     """Sparse-probe scores of ungated tasks."""
     summary: list[ProbeSummary] = field(default_factory=list)
-    """Per SAE, view and k: the mean over ungated tasks."""
+    """Per SAE, view and k: the mean over ungated tasks (by dataset, then over datasets)."""
     residual_mean: Estimate | None = None
-    """Mean residual-probe accuracy over ungated tasks (the ceiling the SAEs are set beside)."""
+    """Residual-probe accuracy over ungated tasks, averaged as the summaries (the ceiling the
+    SAEs are set beside; SAEBench's llm_test_accuracy)."""
+    llm_top_k: dict[int, Estimate] = field(default_factory=dict)
+    """Per k, the top-k probe on the residual, averaged as the summaries."""
     seconds: float = 0.0
     """Wall time of the evaluation (measured, noisy)."""
 
@@ -119,5 +129,6 @@ class ProbingResult:
             "scores": [s.to_dict() for s in self.scores],
             "summary": [s.to_dict() for s in self.summary],
             "residual_mean": self.residual_mean.to_dict() if self.residual_mean else None,
+            "llm_top_k": {str(k): e.to_dict() for k, e in self.llm_top_k.items()},
             "seconds": self.seconds,
         })  # type: ignore[return-value]
