@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import time
 import warnings
@@ -26,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from progressive_sae import SAEConfig, build_sae
 from progressive_sae.data.cache.reader import CachedActivations
-from progressive_sae.data.cache.writer import CacheWriter
 from progressive_sae.interp.clients.offline import load_offline_default
 from progressive_sae.interp.collect import collect_records
 from progressive_sae.interp.config import RecordsConfig, SamplingConfig
 from progressive_sae.interp.explainer import LLMInterpreter
+from progressive_sae.interp.planted import names, plant_token_latents
 from progressive_sae.interp.prompts import load_tokenizer, token_text_from
 from progressive_sae.interp.sampling import Bucket, LatentExamples, draw_examples
 from progressive_sae.interp.scoring import score_latents
@@ -53,24 +51,9 @@ def planted_latents(work: Path, tokens: int) -> tuple[list[LatentExamples], list
         extract(lm, TextConfig(source=OFFLINE_CORPUS, ctx=64), "layers.2", work / "real",
                 max_tokens=tokens, dtype="float32", progress=False)
     real = CachedActivations(work / "real", shuffle_buffer=0)
-    table = real.token_table(0, len(real))
-    norm = real.rows(0, len(real)).norm(dim=1).numpy()
     ids = [lm.tokenizer.encode(w, add_special_tokens=False)[0] for w in PLANTED]
-    onehot = np.zeros((len(real), len(ids)), np.float32)
-    for j, token in enumerate(ids):
-        hit = table[:, 2] == token
-        onehot[hit, j] = norm[hit] / norm.mean()
-    meta = {k: real.manifest[k] for k in ("model", "hook", "ctx", "tokenizer")}
-    writer = CacheWriter(work / "planted", dtype="float32", meta=meta)
-    writer.add(onehot, table[:, 2], table[:, 0], table[:, 1])
-    writer.finish()
+    sae = plant_token_latents(real, ids, work / "planted")
     n = len(ids)
-    sae = build_sae(SAEConfig(d_in=n, num_latents=n + 1, k=1))
-    with torch.no_grad():
-        for weight in (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec):
-            weight.zero_()
-        sae.W_enc[:n] = torch.eye(n)
-        sae.W_dec[:n] = torch.eye(n)
     records = collect_records(sae, work / "planted", RecordsConfig(), out=work / "records")
     sampling = SamplingConfig(train_examples=20, test_examples=4)
     items, words = [], []
@@ -82,12 +65,6 @@ def planted_latents(work: Path, tokens: int) -> tuple[list[LatentExamples], list
         else:
             print(f"skipped {word!r}: {drawn.reason}")
     return items, words, token_text_from(load_tokenizer(records.meta))
-
-
-def names(explanation: str, token_text: str) -> bool:
-    edge = r"""[\s"'`.,]"""
-    word = re.escape(token_text.strip().lower())
-    return re.search(f"(^|{edge}){word}($|{edge})", explanation.lower()) is not None
 
 
 def main() -> None:

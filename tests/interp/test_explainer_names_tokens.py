@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from progressive_sae import SAEConfig, build_sae
 from progressive_sae.data.cache.reader import CachedActivations
-from progressive_sae.data.cache.writer import CacheWriter
 from progressive_sae.errors import PSAEError
 from progressive_sae.interp.clients import ChatRequest
 from progressive_sae.interp.clients.cache import chat_payload, request_key, with_cache
 from progressive_sae.interp.collect import collect_records
 from progressive_sae.interp.config import InterpConfig, RecordsConfig, SamplingConfig
 from progressive_sae.interp.explainer import LLMInterpreter, resolve_prompt
+from progressive_sae.interp.planted import names, plant_token_latents
 from progressive_sae.interp.prompts import (
     COMPLETION_PREFIX,
     clean_completion,
@@ -61,27 +60,11 @@ def planted(tmp_path_factory) -> tuple[list[LatentExamples], list[int], object]:
         extract(lm, TextConfig(source=OFFLINE_CORPUS, ctx=64), "layers.2", root / "real",
                 max_tokens=32768, dtype="float32", progress=False)
     real = CachedActivations(root / "real", shuffle_buffer=0)
-    table = real.token_table(0, len(real))
-    norm = real.rows(0, len(real)).norm(dim=1).numpy()
     ids = [lm.tokenizer.encode(w, add_special_tokens=False) for w in PLANTED]
     assert all(len(i) == 1 for i in ids), ids
     ids = [i[0] for i in ids]
-    onehot = np.zeros((len(real), len(ids)), np.float32)
-    for j, token in enumerate(ids):
-        hit = table[:, 2] == token
-        onehot[hit, j] = norm[hit] / norm.mean()
-    meta = {k: real.manifest[k] for k in ("model", "hook", "ctx", "tokenizer")}
-    writer = CacheWriter(root / "planted", dtype="float32", meta=meta)
-    writer.add(onehot, table[:, 2], table[:, 0], table[:, 1])
-    writer.finish()
-
+    sae = plant_token_latents(real, ids, root / "planted")
     n = len(ids)
-    sae = build_sae(SAEConfig(d_in=n, num_latents=n + 1, k=1))
-    with torch.no_grad():
-        for weight in (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec):
-            weight.zero_()
-        sae.W_enc[:n] = torch.eye(n)
-        sae.W_dec[:n] = torch.eye(n)
     records = collect_records(sae, root / "planted", RecordsConfig(), out=root / "records")
     sampling = SamplingConfig(train_examples=20, test_examples=4)
     items = [draw_examples(records, j, 0, Bucket(0, n + 1), sampling) for j in range(n)]
@@ -90,13 +73,6 @@ def planted(tmp_path_factory) -> tuple[list[LatentExamples], list[int], object]:
         for window in item.train:
             assert np.array_equal(window.acts > 0, window.tokens == token)
     return items, ids, token_text_from(load_tokenizer(records.meta))
-
-
-def names(explanation: str, token_text: str) -> bool:
-    """The token's text, stripped, stands in the explanation as a word of its own."""
-    edge = r"""[\s"'`.,]"""
-    word = re.escape(token_text.strip().lower())
-    return re.search(f"(^|{edge}){word}($|{edge})", explanation.lower()) is not None
 
 
 def test_offline_default_names_planted_tokens(planted):
