@@ -56,9 +56,7 @@ class Oracle:
         user = request.messages[-1][1]
         if request.json_answer:
             listed = re.search(r"Tokens: (\[.*?\])\n", user).group(1)
-            tokens = json.loads(listed)
-            return json.dumps({"activations": [[t, v] for t, v in
-                                               zip(tokens, self.truth[listed])]})
+            return json.dumps({"activations": self.truth[listed]})  # values, as asked
         if "Answer (1 or 0)" in user:
             shown = re.search(r"Text: (.*)\n\nAnswer", user, re.S).group(1)
             return "1" if shown in self.correct or shown in self.fires else "0"

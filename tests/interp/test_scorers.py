@@ -7,7 +7,7 @@ import pytest
 
 from progressive_sae.interp.baseline import BaselineInterpreter
 from progressive_sae.interp.explainer import LLMInterpreter
-from progressive_sae.interp.prompts import parse_simulation, parse_verdict
+from progressive_sae.interp.prompts import parse_simulation, parse_verdict, simulation_request
 from progressive_sae.interp.scorers import balanced_accuracy, correlation
 from progressive_sae.interp.scoring import LatentResult, score_latents
 from tests.interp.fakes import Constant, Garbage, OnePassOracle, Oracle, make_item, text
@@ -97,5 +97,13 @@ def test_score_helpers():
     assert parse_simulation('[{"token": "a", "activation": 12}]', 1) == [10.0]
     assert parse_simulation('{"activations": [["a", 1]]}', 2) is None
     assert parse_simulation("no json here", 1) is None
+    assert parse_simulation('{"activations": [0, 3, 10]}', 3) == [0.0, 3.0, 10.0]
+
+
+def test_a_simulation_request_asks_for_values_only():
+    """A server without logprobs generates ~2 tokens per window token, not a pair each."""
+    request = simulation_request("fires on t1", [1, 2, 3], text)
+    assert request.json_answer and request.max_tokens == 3 * 3 + 24
+    assert "3 integers, one per token" in request.messages[-1][1]
     assert parse_verdict("Answer: 1") is True and parse_verdict("no.") is False
     assert parse_verdict("maybe") is None

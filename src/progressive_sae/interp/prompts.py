@@ -176,15 +176,17 @@ def simulation_messages(explanation: str, tokens: Sequence[int], text: TokenText
                         ) -> tuple[Message, ...]:
     listed = json.dumps([text(t) for t in tokens], ensure_ascii=False)
     user = (f"Explanation of the feature: {explanation}\n\nTokens: {listed}\n\n"
-            "For each token, in order, give its activation. Answer with a JSON object "
-            '{"activations": [[token, value], ...]}, one pair per token.')
+            f"For each token, in order, give its activation. Answer with a JSON object "
+            f'{{"activations": [value, ...]}} holding {len(tokens)} integers, one per token.')
     return (("system", SIMULATE_SYSTEM), ("user", user))
 
 
 def simulation_request(explanation: str, tokens: Sequence[int], text: TokenText
                        ) -> ChatRequest:
+    """Values only, not [token, value] pairs: a server without logprobs generates ~2 tokens
+    per window token ("3, ") instead of ~12, and the tokens are in the question already."""
     return ChatRequest(messages=simulation_messages(explanation, tokens, text),
-                       max_tokens=12 * len(tokens) + 32, json_answer=True)
+                       max_tokens=3 * len(tokens) + 24, json_answer=True)
 
 
 def all_at_once_prompt(explanation: str, tokens: Sequence[int], text: TokenText
