@@ -33,10 +33,9 @@ llm: {retries: 120, retry_delay: 0.25, retry_max_delay: 1.0}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    missing = missing_packages()
-    if missing:
-        pytest.skip(f"transformers serve needs transformers[serving] ({', '.join(missing)} "
-                    "missing): pip install -e '.[dev]'")
+    missing = missing_packages()  # make test installs them (the dev extra)
+    assert not missing, (f"transformers serve needs transformers[serving] "
+                         f"({', '.join(missing)} missing): pip install -e '.[dev]'")
     from progressive_sae.lm.smollm2 import model_folder
 
     log = tmp_path_factory.mktemp("serve") / "serve.log"
