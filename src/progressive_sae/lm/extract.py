@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +20,8 @@ import torch
 
 from progressive_sae.data.cache import STORAGE, CacheWriter
 from progressive_sae.errors import PSAEError
-from progressive_sae.lm.text import TextConfig, bos_id, iter_windows
-
-ActivationFn = Callable[[Any, torch.Tensor, str], torch.Tensor]
-"""`activations(lm, input_ids [B, T], hook) -> [B, T, d]`."""
+from progressive_sae.lm.rows import ActivationFn, lm_device, pass_rows
+from progressive_sae.lm.text import TextConfig, bos_id
 
 MAX_BATCH = {"cuda": 512, "cpu": 64}
 """Upper bounds of the automatic batch size (windows per forward pass)."""
@@ -127,30 +123,18 @@ def extract(
 
     bar = tqdm(total=max_tokens, initial=produced, unit="tok", disable=not progress,
                desc=f"extract {hook}", dynamic_ncols=True)
-    pad = _pad_id(tokenizer)
-    device = _device(lm)
     try:
-        windows = islice(enumerate(iter_windows(text_config, tokenizer)), start, None)
-        batches = _batches(windows, batch_size) if produced < max_tokens else iter(())
-        for first, batch in batches:
-            ids, lengths = _pad(batch, pad)
-            with torch.inference_mode():
-                acts = activation_fn(lm, ids.to(device) if device else ids, hook)
-            if acts.ndim != 3 or tuple(acts.shape[:2]) != tuple(ids.shape):
-                raise PSAEError(f"activations of shape {tuple(acts.shape)} for input_ids of "
-                                f"shape {tuple(ids.shape)}: expected [batch, tokens, d]")
-            keep = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
-            if drop_bos:
-                keep[:, 0] = False
-            rows = _to_cpu(acts, dtype)[keep.numpy()]
-            positions = torch.arange(ids.shape[1]).expand_as(ids)[keep]
-            sequences = (first + torch.arange(ids.shape[0]))[:, None].expand_as(ids)[keep]
-            tokens = ids[keep]
-            lo = min(skip, rows.shape[0])
+        passes = pass_rows(lm, text_config, [hook], batch_size, exclude_bos=drop_bos,
+                           dtype=dtype, start_pass=start // batch_size,
+                           activation_fn=activation_fn)
+        for rows in passes if produced < max_tokens else ():
+            acts = _storage(rows.acts[0])
+            lo = min(skip, acts.shape[0])
             skip -= lo
-            hi = min(rows.shape[0], lo + max_tokens - produced)
+            hi = min(acts.shape[0], lo + max_tokens - produced)
             if hi > lo:
-                writer.add(rows[lo:hi], tokens[lo:hi], sequences[lo:hi], positions[lo:hi])
+                writer.add(acts[lo:hi], rows.tokens[lo:hi], rows.sequences[lo:hi],
+                           rows.positions[lo:hi])
                 bar.update(hi - lo)
                 produced += hi - lo
             if produced >= max_tokens:
@@ -185,7 +169,7 @@ def auto_batch_size(lm: Any, ctx: int) -> int:
     scores, heads = d_model/64; no logits, as the default activation function stops after
     the hooked block — rounded down to a power of two in [1, 512] on CUDA, [1, 64] on CPU
     (where larger batches are no faster)."""
-    device = _device(lm) or torch.device("cpu")
+    device = lm_device(lm) or torch.device("cpu")
     d_model = _int_attr(lm, ("d_model",)) or _config_int(lm, ("hidden_size", "n_embd")) or 1024
     heads = max(1, d_model // 64)
     per_window = ctx * 4 * (32 * d_model + heads * ctx)
@@ -202,58 +186,11 @@ def auto_batch_size(lm: Any, ctx: int) -> int:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _batches(
-    windows: Iterator[tuple[int, np.ndarray]], size: int
-) -> Iterator[tuple[int, list[np.ndarray]]]:
-    """(index of the first window, windows) in groups of `size`."""
-    group: list[np.ndarray] = []
-    first = 0
-    for index, window in windows:
-        if not group:
-            first = index
-        group.append(window)
-        if len(group) == size:
-            yield first, group
-            group = []
-    if group:
-        yield first, group
-
-
-def _pad(windows: list[np.ndarray], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded [B, T] ids and the lengths. Causal attention keeps the real positions
-    independent of the padding after them, so no attention mask is needed."""
-    lengths = torch.tensor([len(w) for w in windows], dtype=torch.long)
-    ids = torch.full((len(windows), int(lengths.max())), pad, dtype=torch.long)
-    for row, window in enumerate(windows):
-        ids[row, :len(window)] = torch.from_numpy(window)
-    return ids, lengths
-
-
-def _to_cpu(acts: torch.Tensor, dtype: str) -> np.ndarray:
-    """[B, T, d] activations as the cache's storage array, converted on their device."""
-    if dtype == "bfloat16":
-        return acts.detach().to(torch.bfloat16).view(torch.int16).cpu().numpy().view(np.uint16)
-    return acts.detach().to(getattr(torch, dtype)).cpu().numpy()
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
-        value = getattr(tokenizer, name, None)
-        if value is not None:
-            return int(value)
-    return 0
-
-
-def _device(lm: Any) -> torch.device | None:
-    device = getattr(lm, "device", None)
-    if isinstance(device, (torch.device, str)):
-        return torch.device(device)
-    model = getattr(lm, "model", None)
-    if isinstance(model, torch.nn.Module):
-        parameter = next(model.parameters(), None)
-        if parameter is not None:
-            return parameter.device
-    return None
+def _storage(acts: torch.Tensor) -> np.ndarray:
+    """CPU rows as the cache's storage array (bfloat16 as its raw bits, uint16)."""
+    if acts.dtype == torch.bfloat16:
+        return acts.view(torch.int16).numpy().view(np.uint16)
+    return acts.numpy()
 
 
 def _vocab_size(tokenizer: Any) -> int | None:

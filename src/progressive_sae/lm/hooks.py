@@ -126,24 +126,42 @@ def activations(
     Only blocks 0..L run: the forward pass stops right after block L. Positions where
     `attention_mask` is 0 hold meaningless values; drop them before use.
     """
-    point = resolve_hook(lm, hook)
+    return activations_at(lm, input_ids, [hook], attention_mask)[0]
+
+
+@torch.no_grad()
+def activations_at(
+    lm: LanguageModel, input_ids: torch.Tensor, hooks: list[str] | list[HookPoint],
+    attention_mask: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """The residual streams at several hook points from one forward pass that stops after
+    the deepest of them: one [B, T, d] tensor per hook, in the order given."""
+    points = [resolve_hook(lm, hook) for hook in hooks]
+    if not points:
+        raise PSAEError("no hook points given: expected at least one, e.g. layers.2")
+    deepest = max(p.layer for p in points)
     input_ids, _, kwargs = _prepare(lm, input_ids, attention_mask)
-    captured: list[torch.Tensor] = []
+    captured: dict[int, torch.Tensor] = {}
 
-    def stop(module: nn.Module, args: object, output: object) -> None:
-        captured.append(_block_output(output))
-        raise _StopForward
+    def keep(layer: int) -> Callable[[nn.Module, object, object], None]:
+        def hook(module: nn.Module, args: object, output: object) -> None:
+            captured[layer] = _block_output(output)
+            if layer == deepest:
+                raise _StopForward
+        return hook
 
-    handle = lm.blocks[point.layer].register_forward_hook(stop)
+    handles = [lm.blocks[layer].register_forward_hook(keep(layer))
+               for layer in sorted({p.layer for p in points})]
     try:
         lm.model(input_ids=input_ids, **kwargs)
     except _StopForward:
         pass
     finally:
-        handle.remove()
-    if not captured:
-        raise PSAEError(f"{point.name}: block {point.layer} did not run in the forward pass")
-    return captured[0]
+        for handle in handles:
+            handle.remove()
+    if deepest not in captured:
+        raise PSAEError(f"layers.{deepest}: block {deepest} did not run in the forward pass")
+    return [captured[p.layer] for p in points]
 
 
 @dataclass(frozen=True)
