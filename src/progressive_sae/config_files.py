@@ -13,9 +13,9 @@ from progressive_sae.data.source import NpySource
 from progressive_sae.data.synthetic import SyntheticActivations, SyntheticConfig
 from progressive_sae.errors import PSAEError
 
-RUN_KEYS = ("lm", "text", "extract", "data", "out", "train", "eval_data")
+RUN_KEYS = ("lm", "text", "extract", "data", "out", "train", "eval_data", "saes", "grid")
 """One YAML file can describe a whole pipeline: `psae extract` reads lm/text/extract,
-`psae train` reads data/out/train."""
+`psae train` reads data/out/train (and saes/grid: several SAEs in one pass)."""
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -80,6 +80,27 @@ def data_source(spec: Any, base: Path | None = None, text_order: bool = False):
     raise PSAEError(
         f"data {spec!r}: expected a .npy path, {{cache: FOLDER}} or {{synthetic: {{...}}}}"
     )
+
+
+def open_feed(spec: Any, base: Path | None, global_batch: int, rank: int = 0, world: int = 1):
+    """The `BatchFeed` of a one-pass run: a live LM stream when `spec` names text to read
+    (`lm/stream.py`), else any other data spec read as a single run reads it."""
+    from progressive_sae.data.feed import SourceFeed
+    from progressive_sae.data.source import ActivationSource
+
+    if global_batch % world:
+        raise PSAEError(f"batch_size={global_batch}: expected a multiple of the {world} "
+                        "processes")
+    if isinstance(spec, dict) and "text" in spec:
+        from progressive_sae.lm.stream import StreamConfig, open_stream
+
+        return open_stream(StreamConfig.from_dict(spec), global_batch // world, rank=rank,
+                           world=world)
+    source = data_source(spec, base)
+    if not isinstance(source, ActivationSource):
+        raise PSAEError(f"data {spec!r}: one-pass training reads a cache, a .npy file or a "
+                        "live stream ({text: …, hook: …})")
+    return SourceFeed(source, global_batch, rank=rank, world=world)
 
 
 CACHE_KEYS = ("cache", "shuffle_buffer", "seed", "block")

@@ -26,6 +26,7 @@ LM_KEYS = ("model", "device", "dtype")
 
 def cmd_train(args: argparse.Namespace) -> None:
     from progressive_sae.config_files import data_source, load_run_config
+    from progressive_sae.lm.stream import is_stream_spec
     from progressive_sae.train import TrainConfig, Trainer
 
     config = load_run_config(args.config) if args.config else {}
@@ -40,16 +41,36 @@ def cmd_train(args: argparse.Namespace) -> None:
     for item in args.set or []:
         key, value = parse_override(item)
         train_fields[key] = value
-    cfg = TrainConfig.from_dict(train_fields, source="train settings")
     data_spec = args.data or config.get("data")
     if data_spec is None:
         raise PSAEError("no activations given: pass --data PATH.npy or set 'data' in the config")
     out = args.out or config.get("out")
     if out is None:
         raise PSAEError("no run directory given: pass --out DIR or set 'out' in the config")
+    if is_stream_spec(data_spec) or "saes" in config or "grid" in config:
+        _train_one_pass(config, train_fields, data_spec, base, out, args.resume)
+        return
+    cfg = TrainConfig.from_dict(train_fields, source="train settings")
     trainer = Trainer(cfg, data_source(data_spec, base), run_dir=out, resume=args.resume)
     result = trainer.fit()
     print(to_json(result.to_dict(), indent=2))
+
+
+def _train_one_pass(config: dict, train_fields: dict, data_spec: object, base: Path | None,
+                    out: str, resume: bool) -> None:
+    from progressive_sae.config_files import open_feed
+    from progressive_sae.train import TrainConfig
+    from progressive_sae.train.distributed import Distributed
+    from progressive_sae.train.multi import MultiTrainer, result_summary
+    from progressive_sae.train.plan import plan_jobs
+
+    shared = TrainConfig.from_dict(train_fields, source="train settings")  # checked once
+    dist = Distributed.from_environment(shared.device)
+    feed = open_feed(data_spec, base, shared.batch_size, dist.rank, dist.world)
+    jobs = plan_jobs(train_fields, config.get("saes"), config.get("grid"), feed.hooks)
+    results = MultiTrainer(jobs, feed, out, resume=resume, dist=dist).fit()
+    if dist.is_main:
+        print(to_json(result_summary(results), indent=2))
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -115,7 +136,9 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an SAE (YAML config; flags override it)")
-    p.add_argument("config", nargs="?", help="YAML run config with data/out/train entries")
+    p.add_argument("config", nargs="?", help="YAML run config with data/out/train entries (and "
+                   "saes/grid: several SAEs from one pass; data {text, hook(s), lm}: streamed "
+                   "from a live LM)")
     p.add_argument("--data", help=DATA_HELP + " (overrides the config's data)")
     p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, sae/)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -92,6 +92,17 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return folder
 
 
+def checkpoint_at(run_dir: Path, step: int) -> Path | None:
+    """The checkpoint of step `step` (None when there is no checkpoint at all)."""
+    if latest_checkpoint(run_dir) is None:
+        return None
+    folder = Path(run_dir) / "checkpoints" / f"step_{step:08d}"
+    if not folder.is_dir():
+        raise PSAEError(f"{run_dir} has no checkpoint of step {step}, where the other runs "
+                        "of its one-pass training stopped: train it again from the start")
+    return folder
+
+
 def load_checkpoint(
     folder: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer
 ) -> TrainingState:

@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from tqdm import tqdm
@@ -23,6 +23,7 @@ from progressive_sae.sae.config import SAEConfig
 from progressive_sae.sae.io import build_sae, save_sae
 from progressive_sae.train.checkpoint import (
     TrainingState,
+    checkpoint_at,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -62,15 +63,34 @@ class TrainResult:
         return asdict(self)
 
 
+@runtime_checkable
+class FedRows(Protocol):
+    """What a trainer needs to know of batches it does not read itself."""
+
+    d_in: int
+
+    def init_rows(self, rows: int) -> torch.Tensor:
+        """The first `rows` rows it will be fed (b_dec starts at their centre)."""
+        ...
+
+
 class Trainer:
     """Trains one SAE on one activation source, with exact resume from checkpoints."""
 
     def __init__(
         self, cfg: TrainConfig, data: object, run_dir: str | Path | None = None,
         resume: bool = False, progress: bool = True, dist: Distributed | None = None,
+        resume_step: int | None = None,
     ) -> None:
+        """`data`: a tensor, array, .npy path, source or iterable of tensors — or, when
+        batches come from elsewhere (`train/multi.py`), a `FedRows` giving the width and
+        the rows that initialise b_dec. `resume_step`: resume at that checkpoint, not the
+        latest."""
         self.cfg = cfg
-        self.source: ActivationSource | IterableSource = as_source(data)
+        self.fed = data if isinstance(data, FedRows) else None
+        self.source: ActivationSource | IterableSource | None = (
+            None if self.fed is not None else as_source(data))
+        self.resume_step = resume_step
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         if torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
@@ -101,6 +121,9 @@ class Trainer:
 
     # --- set-up ---------------------------------------------------------------------------
     def _infer_d_in(self) -> int:
+        if self.fed is not None:
+            return self.fed.d_in
+        assert self.source is not None
         if isinstance(self.source, IterableSource):
             if self.source.d_in is None:
                 first = next(iter(self.source), None)
@@ -128,7 +151,8 @@ class Trainer:
             return
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise PSAEError(f"{self.run_dir} is a file: expected a run directory")
-        checkpoint = latest_checkpoint(self.run_dir)
+        checkpoint = (latest_checkpoint(self.run_dir) if self.resume_step is None
+                      else checkpoint_at(self.run_dir, self.resume_step))
         if resume:
             if checkpoint is None:
                 raise PSAEError(f"{self.run_dir} has no checkpoint to resume from")
@@ -170,17 +194,23 @@ class Trainer:
     def _initialise_b_dec(self) -> None:
         if self.cfg.b_dec_init == "zero":
             return
-        rows, got = [], 0
-        for batch in iterate_batches(self.source, self.cfg.batch_size):
-            rows.append(batch)
-            got += batch.shape[0]
-            if got >= self.cfg.init_rows:
-                break
-        sample = torch.cat(rows)[: self.cfg.init_rows].to(self.device)
+        if self.fed is not None:
+            sample = self.fed.init_rows(self.cfg.init_rows).to(self.device)
+        else:
+            assert self.source is not None
+            rows, got = [], 0
+            for batch in iterate_batches(self.source, self.cfg.batch_size):
+                rows.append(batch)
+                got += batch.shape[0]
+                if got >= self.cfg.init_rows:
+                    break
+            sample = torch.cat(rows)[: self.cfg.init_rows].to(self.device)
         self._check_batch(sample, 0)
         center = sample.mean(0) if self.cfg.b_dec_init == "mean" else geometric_median(sample)
         with torch.no_grad():
             self.sae.b_dec.copy_(center)
+        # Streamed ranks see different first rows: all start from rank 0's centre.
+        self.dist.broadcast_(self.sae.b_dec.data)
 
     # --- the loop -------------------------------------------------------------------------
     def _check_batch(self, x: torch.Tensor, step: int) -> None:
@@ -201,13 +231,11 @@ class Trainer:
         return None
 
     def fit(self) -> TrainResult:
-        cfg, sae = self.cfg, self.sae
-        total = cfg.total_steps
-        weights = (
-            torch.tensor(cfg.granularity_weights, device=self.device)
-            if cfg.granularity_weights is not None else None
-        )
-        k_aux = cfg.resolved_k_aux(sae.d_in)
+        """Train on this trainer's own source until total_tokens."""
+        if self.source is None:
+            raise PSAEError("this trainer is fed batches by a one-pass trainer: call "
+                            "train_step(x) with each batch instead of fit()")
+        cfg, total = self.cfg, self.cfg.total_steps
         batches = iterate_batches(
             self.source, cfg.batch_size, self.step, self.dist.rank, self.dist.world
         )
@@ -215,52 +243,75 @@ class Trainer:
         bar = tqdm(total=total, initial=self.step, disable=not show,
                    desc="train", unit="step", dynamic_ncols=True,
                    mininterval=0.2 if sys.stderr.isatty() else 30.0)
-        sae.train()
-        window: list[tuple[float, float]] = []
-        started, start_step = time.perf_counter(), self.step
-        last = {"fvu": float("nan"), "l0": float("nan")}
+        self.begin()
         try:
-            while self.step < total:
+            while not self.done:
                 x = next(batches, None)
                 if x is None:
                     raise PSAEError(
                         f"the activation source ran out after {self.step} batches of "
                         f"{cfg.batch_size}; total_tokens={cfg.total_tokens} needs {total}"
                     )
-                x = x.to(self.device, non_blocking=True)
-                self._check_batch(x, self.step)
-                lr = learning_rate(self.step, total, cfg.peak_lr, cfg.lr_warmup_steps,
-                                   cfg.lr_decay_fraction)
-                parts = self._update(x, lr, weights, k_aux)
-                self.step += 1
-
-                stats = self.dist.all_reduce(torch.stack([
-                    parts.fvu, parts.code.l0().float().sum(), parts.aux_loss,
-                    parts.loss.detach(),
-                ]).double())
-                # Nothing of this step outlives it: a code or batch kept into the next step
-                # sits amid that step's freed buffers and makes the heap grow around it.
-                del parts, x
-                fvu, l0 = float(stats[0]), float(stats[1]) / cfg.batch_size
-                window.append((fvu, l0))
+                logged = self.train_step(x)
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == total:
-                    last = self._log(window, float(stats[3]), float(stats[2]), lr)
-                    bar.set_postfix(loss=f"{last['loss']:.4f}", fvu=f"{last['fvu']:.4f}",
-                                    l0=f"{last['l0']:.1f}", dead=f"{last['dead_fraction']:.3f}")
-                    window = []
+                if logged is not None:
+                    bar.set_postfix(loss=f"{logged['loss']:.4f}", fvu=f"{logged['fvu']:.4f}",
+                                    l0=f"{logged['l0']:.1f}",
+                                    dead=f"{logged['dead_fraction']:.3f}")
                 if self.run_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         finally:
             bar.close()
             if self.device.type == "cpu":
                 release_cpu_memory()  # the heap kept the steps' temporaries; hand them back
-        seconds = time.perf_counter() - started
+        return self.finish()
+
+    # --- one step at a time (also how a one-pass trainer drives several of these) ---------
+    def begin(self) -> None:
+        """Start (or restart) timing; call before the first train_step."""
+        self.sae.train()
+        self._window: list[tuple[float, float]] = []
+        self._started, self._start_step = time.perf_counter(), self.step
+        self._last = {"fvu": float("nan"), "l0": float("nan")}
+        weights = self.cfg.granularity_weights
+        self._weights = torch.tensor(weights, device=self.device) if weights else None
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.cfg.total_steps
+
+    def train_step(self, x: torch.Tensor) -> dict[str, float] | None:
+        """One optimizer step on this process's batch x (left unchanged); returns the
+        metrics record when this step wrote one."""
+        cfg = self.cfg
+        x = x.to(self.device, non_blocking=True)
+        self._check_batch(x, self.step)
+        lr = learning_rate(self.step, cfg.total_steps, cfg.peak_lr, cfg.lr_warmup_steps,
+                           cfg.lr_decay_fraction)
+        parts = self._update(x, lr, self._weights, cfg.resolved_k_aux(self.sae.d_in))
+        self.step += 1
+        stats = self.dist.all_reduce(torch.stack([
+            parts.fvu, parts.code.l0().float().sum(), parts.aux_loss, parts.loss.detach(),
+        ]).double())
+        # Nothing of this step outlives it: a code or batch kept into the next step
+        # sits amid that step's freed buffers and makes the heap grow around it.
+        del parts, x
+        self._window.append((float(stats[0]), float(stats[1]) / cfg.batch_size))
+        if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+            self._last = self._log(self._window, float(stats[3]), float(stats[2]), lr)
+            self._window = []
+            return self._last
+        return None
+
+    def finish(self) -> TrainResult:
+        """Save the final SAE (with a run directory) and report."""
+        cfg = self.cfg
+        seconds = time.perf_counter() - self._started
         sae_path = self._finish()
-        done = self.step - start_step
+        done = self.step - self._start_step
         return TrainResult(
-            steps=self.step, tokens=self.step * cfg.batch_size, fvu=last["fvu"], l0=last["l0"],
-            dead_fraction=self.tracker.dead_fraction(), seconds=seconds,
+            steps=self.step, tokens=self.step * cfg.batch_size, fvu=self._last["fvu"],
+            l0=self._last["l0"], dead_fraction=self.tracker.dead_fraction(), seconds=seconds,
             tokens_per_second=done * cfg.batch_size / seconds if seconds > 0 else 0.0,
             sae_path=sae_path,
         )
