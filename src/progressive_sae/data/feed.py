@@ -133,3 +133,18 @@ class SourceFeed:
     def load_state(self, tensors: dict[str, torch.Tensor], info: dict[str, Any],
                    step: int) -> None:
         self._step, self._batches = step, None
+
+
+class SourceRows:
+    """A RowFeed over a random-access source in its own order (a cache read with
+    shuffle_buffer=0 is text order): its rows mixed exactly as a live stream's would be."""
+
+    def __init__(self, source: ActivationSource, chunk_rows: int = 4096) -> None:
+        self.source, self.chunk_rows, self.width = source, chunk_rows, source.d_in
+
+    def chunks(self, start: int) -> Iterator[torch.Tensor]:
+        for lo in range(start * self.chunk_rows, len(self.source), self.chunk_rows):
+            yield self.source.rows(lo, min(lo + self.chunk_rows, len(self.source)))
+
+    def describe(self) -> str:
+        return f"the source of {len(self.source):,} rows"

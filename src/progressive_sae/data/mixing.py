@@ -42,7 +42,7 @@ class RowsExhausted(PSAEError):
 
     def __init__(self, rows_read: int, feed: str) -> None:
         super().__init__(f"{feed} ran dry after {rows_read:,} rows")
-        self.rows_read = rows_read
+        self.rows_read, self.feed = rows_read, feed
 
 
 class MixingBuffer:

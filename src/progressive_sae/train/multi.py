@@ -63,7 +63,9 @@ class MultiTrainer:
 
     def __init__(self, jobs: list[SAEJob], feed: BatchFeed, out: str | Path,
                  resume: bool = False, progress: bool = True,
-                 dist: Distributed | None = None) -> None:
+                 dist: Distributed | None = None, shared_out: bool = False) -> None:
+        """`shared_out`: `out` may hold other, finished runs (`psae run`'s runs/); a fresh
+        pass then needs only the jobs' own folders and stream/ to be empty."""
         if not jobs:
             raise PSAEError("no SAEs to train: expected at least one")
         _check_jobs(jobs, feed)
@@ -74,7 +76,9 @@ class MultiTrainer:
         self.step = 0
         if resume:
             self.step = self._resume_step()
-        elif self.out.is_dir() and any(self.out.iterdir()):
+        elif any(p.is_dir() and any(p.iterdir()) for p in
+                 ([self.out / STREAM_DIR, *(self.out / j.name for j in jobs)] if shared_out
+                  else [self.out])):
             raise PSAEError(f"{self.out} already holds files; pass --resume to continue that "
                             "run or choose an empty directory")
         self.trainers: dict[str, Trainer] = {}
@@ -84,9 +88,12 @@ class MultiTrainer:
             if resume and (folder / FINAL_SAE).is_dir():
                 self.finished[job.name] = None  # ended before the kill: nothing to redo
                 continue
-            self.trainers[job.name] = Trainer(
-                job.cfg, _HeadRows(feed, job.hook), run_dir=folder, resume=resume,
-                progress=False, dist=self.dist, resume_step=self.step if resume else None)
+            try:  # a fresh trainer reads the feed's first rows for b_dec
+                self.trainers[job.name] = Trainer(
+                    job.cfg, _HeadRows(feed, job.hook), run_dir=folder, resume=resume,
+                    progress=False, dist=self.dist, resume_step=self.step if resume else None)
+            except RowsExhausted as err:
+                raise self._ran_dry(err, [job.cfg]) from None
         if resume:
             self._load_feed_state()
 
@@ -164,12 +171,16 @@ class MultiTrainer:
         try:
             return self.feed.next()
         except RowsExhausted as err:
-            need = max(t.cfg.total_tokens for t in active.values())
-            raise PSAEError(
-                f"{err} (the text gave {err.rows_read:,} tokens to this process) at step "
-                f"{self.step}: total_tokens={need:,} needs {need // self.dist.world:,} per "
-                "process; give more text or lower total_tokens (checkpoints up to here are "
-                "kept)") from None
+            raise self._ran_dry(err, [t.cfg for t in active.values()]) from None
+
+    def _ran_dry(self, err: RowsExhausted, cfgs: list[TrainConfig]) -> PSAEError:
+        need = max(cfg.total_tokens for cfg in cfgs)
+        per = f" ({need // self.dist.world:,} per process)" if self.dist.world > 1 else ""
+        kept = " (checkpoints up to here are kept)" if self.step else ""
+        return PSAEError(
+            f"{err.feed} ran dry after {err.rows_read:,} tokens, at step {self.step}: "
+            f"total_tokens={need:,}{per} needs more; give more text or lower "
+            f"total_tokens{kept}")
 
 
 def _check_jobs(jobs: list[SAEJob], feed: BatchFeed) -> None:
