@@ -48,3 +48,24 @@ def test_extract_names_it_and_its_tokenizer_reads_back(tmp_path):
     assert manifest["model"] == "smollm2-135m" and int(manifest["d"]) == 576
     tokenizer = load_tokenizer(manifest)
     assert tokenizer is not None and tokenizer.vocab_size > 40_000
+
+
+def test_streams_two_layers_into_sae_in_one_pass(smollm2, tmp_path):
+    """The real LM as a live stream: layers 3 and 9 from one forward pass, one SAE each."""
+    from progressive_sae.lm.stream import StreamConfig, open_stream
+    from progressive_sae.train import TrainConfig
+    from progressive_sae.train.multi import MultiTrainer
+    from progressive_sae.train.plan import plan_jobs
+
+    stream = StreamConfig.from_dict({
+        "lm": {"model": "smollm2-135m"}, "text": {"source": "cpython-docs", "ctx": 64},
+        "hooks": ["layers.3", "layers.9"], "buffer_tokens": 512, "windows_per_pass": 4})
+    shared = {"num_latents": 256, "k": 8, "batch_size": 128, "total_tokens": 128 * 4,
+              "init_rows": 128}
+    TrainConfig.from_dict(shared)
+    feed = open_stream(stream, 128, lm=smollm2)
+    jobs = plan_jobs(shared, None, None, feed.hooks)
+    results = MultiTrainer(jobs, feed, tmp_path / "run", progress=False).fit()
+    assert sorted(results) == ["layers.3/topk-N256-k8", "layers.9/topk-N256-k8"]
+    assert all(r.steps == 4 and r.fvu < 1.5 for r in results.values())
+    assert feed.rows_read < 128 * 4 + 512 + 4 * 64  # the buffer, not the whole text
