@@ -130,3 +130,20 @@ def test_an_lm_that_does_not_fit_is_one_line(monkeypatch):
     monkeypatch.setattr(model, "load_lm", too_big)
     one_line_error(lambda: load_stream_lm(stream_config(lm={"model": "big", "device": "cuda"})),
                    "'big'", "does not fit", "cuda")
+
+
+def test_the_shipped_stream_config_plans_four_saes_at_two_hooks():
+    from pathlib import Path
+
+    from progressive_sae.config_files import load_run_config
+    from progressive_sae.train.plan import plan_jobs
+
+    config = load_run_config(Path(__file__).resolve().parents[2] / "configs" /
+                             "offline-stream.yaml")
+    stream = StreamConfig.from_dict(config["data"])
+    jobs = plan_jobs(config["train"], config.get("saes"), config.get("grid"),
+                     stream.hook_names)
+    assert [j.name for j in jobs] == [
+        "layers.1/topk-N2048-k32", "layers.2/topk-N2048-k32",
+        "layers.1/topk-N4096-k32", "layers.2/topk-N4096-k32"]
+    assert stream.buffer_tokens >= 2 * config["train"]["batch_size"]
