@@ -118,6 +118,7 @@ class Trainer:
         self.matmul_dtype = str(chosen).removeprefix("torch.")
         self.sae.selection_dtype = chosen
         self._prepare_run_dir(resume)
+        self.begin()
 
     # --- set-up ---------------------------------------------------------------------------
     def _infer_d_in(self) -> int:
@@ -268,7 +269,8 @@ class Trainer:
 
     # --- one step at a time (also how a one-pass trainer drives several of these) ---------
     def begin(self) -> None:
-        """Start (or restart) timing; call before the first train_step."""
+        """(Re)start the clock and the metrics window (done on construction; `fit` and a
+        one-pass trainer call it again right before their first step)."""
         self.sae.train()
         self._window: list[tuple[float, float]] = []
         self._started, self._start_step = time.perf_counter(), self.step
