@@ -8,7 +8,7 @@ then `train` (TrainConfig fields shared by every run), `grid`, `eval` and `exter
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,9 @@ class ExperimentConfig:
     text: dict[str, Any] | None = None
     """TextConfig fields of the training text (its held-out part is scored)."""
     extract: dict[str, Any] = field(default_factory=dict)
-    """`hook`, `max_tokens`, `dtype`, `batch_size` of the training-activation cache."""
+    """`hook`, `max_tokens`, `dtype`, `batch_size`, `exclude_bos` of the activation caches;
+    `stream: true` trains from a live LM instead of a training cache (`buffer_tokens`,
+    `windows_per_pass`: see `stream_settings`)."""
     data: Any = None
     """A ready training source instead of an LM (.npy, {cache: …}, {synthetic: …})."""
     eval_data: Any = None
@@ -218,6 +220,11 @@ class ExperimentConfig:
     @property
     def uses_lm(self) -> bool:
         return self.text is not None
+
+    @property
+    def streams(self) -> bool:
+        """Whether the grid trains from a live LM (no training cache)."""
+        return self.uses_lm and self.extract.get("stream", False) is True
 
 
 def load_experiment(path: str | Path, out: str | Path | None = None,
@@ -249,6 +256,7 @@ def load_experiment(path: str | Path, out: str | Path | None = None,
         raise PSAEError(f"{path}: 'data' needs a held-out 'eval_data' source to score on")
     if has_lm and "hook" not in (raw.get("extract") or {}):
         raise PSAEError(f"{path}: set extract.hook (e.g. layers.2)")
+    _check_stream(dict(raw.get("extract") or {}), train, has_lm)
     externals = raw.get("external") or []
     if not isinstance(externals, list):
         raise PSAEError(f"'external' must be a list of {{name, path, format}}, got {externals!r}")
@@ -260,6 +268,41 @@ def load_experiment(path: str | Path, out: str | Path | None = None,
         external=[from_mapping(ExternalSAE, e, "external") for e in externals],
         base=path.parent, interp=_interp_section(raw), evals=_evals_section(raw),
     )
+
+
+STREAM_KEYS = ("buffer_tokens", "windows_per_pass")
+"""`extract.buffer_tokens`: rows the mixing buffer holds (memory buffer_tokens × d ×
+bytes(dtype); half replaced at a time; 0 = text order). `extract.windows_per_pass`: LM
+windows per forward pass of the stream. Both are read only with `extract.stream: true`."""
+
+
+def stream_settings(extract: dict[str, Any]) -> dict[str, Any]:
+    """buffer_tokens and windows_per_pass of a streamed run (StreamConfig's defaults)."""
+    from progressive_sae.lm.stream import StreamConfig
+
+    defaults = {f.name: f.default for f in fields(StreamConfig)}
+    return {key: extract.get(key, defaults[key]) for key in STREAM_KEYS}
+
+
+def _check_stream(extract: dict[str, Any], train: TrainConfig, has_lm: bool) -> None:
+    stream = extract.get("stream", False)
+    if not isinstance(stream, bool):
+        raise PSAEError(f"extract.stream={stream!r}: expected true (train from a live LM) or "
+                        "false (from a training cache)")
+    if not stream:
+        return  # buffer_tokens/windows_per_pass stay allowed: `--set extract.stream=false`
+    if not has_lm:
+        raise PSAEError("extract.stream: true trains from a live LM: give 'text' and 'lm', "
+                        "not 'data'")
+    settings = stream_settings(extract)
+    for name, low in (("buffer_tokens", 0), ("windows_per_pass", 1)):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise PSAEError(f"extract.{name}={value!r}: expected an integer ≥ {low}")
+    buffer = settings["buffer_tokens"]
+    if buffer and buffer < 2 * train.batch_size:
+        raise PSAEError(f"extract.buffer_tokens={buffer:,}: expected at least two batches "
+                        f"(2 × train.batch_size = {2 * train.batch_size:,}), or 0 for text order")
 
 
 def _interp_section(raw: dict[str, Any]) -> InterpSection | None:

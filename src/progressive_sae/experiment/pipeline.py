@@ -127,8 +127,15 @@ def _build_catalogue(cfg: ExperimentConfig, prepared, log: EvaluationLog,
                      progress: bool) -> Catalogue:
     saes: dict[str, SparseAutoencoder] = {}
     runs = {run.name: run for run in planned_runs(cfg)}
+    streamed = {}
+    if prepared.stream is not None:  # one live pass for the whole grid, no training cache
+        from progressive_sae.experiment.streamed import train_streamed
+
+        streamed = train_streamed(list(runs.values()), cfg, prepared.lm, prepared.stream,
+                                  progress)
     for run in runs.values():
-        sae, fresh = train_or_reuse(run, cfg, prepared.train, progress)
+        sae, fresh = (streamed[run.name] if prepared.stream is not None
+                      else train_or_reuse(run, cfg, prepared.train, progress))
         if fresh:  # anything derived from an earlier SAE of this name is stale
             derived = [f"{run.name}+{by}" for by in RANKING_LABELS] + [
                 f.name for f in (cfg.out / "saes").glob(f"{run.name}+distilled-*")]

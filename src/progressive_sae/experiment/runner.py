@@ -1,8 +1,10 @@
 """`psae run`: train what is missing, permute, score everything, analyse, report.
 
 Everything lands under `cfg.out`:
-  acts/train, acts/heldout   activation caches (LM pipelines; extraction resumes)
+  acts/train, acts/heldout   activation caches (LM pipelines; extraction resumes; no
+                             acts/train with extract.stream: true)
   runs/<name>/               one training run each (reused when finished, resumed if not)
+  runs/stream/               a streamed grid's position in its one pass (experiment/streamed.py)
   saes/<name>+<ranking>/     the permuted copies
   evaluations.jsonl          every scored point, appended as it finishes (never redone)
   plots/*.png, results.json, report.html, report.md
@@ -106,18 +108,23 @@ class Prepared:
     """Hook point the activations were read at (LM pipelines only)."""
     heldout_cache: Path | None = None
     """The held-out activation cache in text order, with token ids (LM pipelines only)."""
+    stream: Any = None
+    """The StreamConfig the grid trains from (extract.stream: true); `train` then holds
+    only the rows distillation reads, computed anew by the LM each time."""
 
 
 def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
     """Build (or reuse) the activation caches and the held-out sets."""
     from progressive_sae.config_files import data_source
+    from progressive_sae.experiment.streamed import stream_config
 
+    stream = stream_config(cfg) if cfg.streams else None
     if not cfg.uses_lm:
         train = data_source(cfg.data, cfg.base)
         heldout = data_source(cfg.eval_data, cfg.base)
         lm = evalset_lm = input_ids = hook = None
     else:
-        train, heldout, lm, input_ids, hook = _lm_data(cfg, progress)
+        train, heldout, lm, input_ids, hook = _lm_data(cfg, stream, progress)
         evalset_lm = lm if input_ids is not None else None
     if not isinstance(heldout, ActivationSource) or len(heldout) <= cfg.eval.rank_rows:
         rows = len(heldout) if isinstance(heldout, ActivationSource) else "?"
@@ -133,10 +140,10 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
     fingerprint = json.dumps([len(heldout), cfg.eval.rank_rows, cfg.eval.rsa_rows,
                               None if input_ids is None else list(input_ids.shape)])
     return Prepared(train, rank, evalset, fingerprint, lm, hook,
-                    cfg.out / "acts" / "heldout" if lm is not None else None)
+                    cfg.out / "acts" / "heldout" if lm is not None else None, stream)
 
 
-def _lm_data(cfg: ExperimentConfig, progress: bool):
+def _lm_data(cfg: ExperimentConfig, stream: Any, progress: bool):
     from progressive_sae.data.cache import CachedActivations
     from progressive_sae.lm import load_lm
     from progressive_sae.lm.extract import extract
@@ -152,17 +159,30 @@ def _lm_data(cfg: ExperimentConfig, progress: bool):
                  dtype=cfg.lm.get("dtype"))
     hook = cfg.extract["hook"]
     options = {k: v for k, v in cfg.extract.items() if k in ("batch_size", "dtype", "exclude_bos")}
-    max_tokens = cfg.extract.get("max_tokens", cfg.train.total_tokens)
-    extract(lm, text, hook, cfg.out / "acts" / "train", max_tokens, progress=progress, **options)
+    if stream is not None:  # trained from a live pass: only distillation reads rows here
+        from progressive_sae.experiment.streamed import text_order_rows
+
+        train = text_order_rows(lm, stream)
+    else:
+        max_tokens = cfg.extract.get("max_tokens", cfg.train.total_tokens)
+        extract(lm, text, hook, cfg.out / "acts" / "train", max_tokens, progress=progress,
+                **options)
+        train = CachedActivations(cfg.out / "acts" / "train")
     extract(lm, heldout_text, hook, cfg.out / "acts" / "heldout", cfg.eval.heldout_tokens,
             progress=progress, **options)
-    train = CachedActivations(cfg.out / "acts" / "train")
     heldout = CachedActivations(cfg.out / "acts" / "heldout", shuffle_buffer=0)
     input_ids = None
     if cfg.eval.lm_windows:
         windows = take_windows(heldout_text, lm.tokenizer, cfg.eval.lm_windows)
         input_ids = torch.as_tensor(windows, dtype=torch.long)
     return train, heldout, lm, input_ids, hook
+
+
+def run_train_config(run: PlannedRun, cfg: ExperimentConfig) -> TrainConfig:
+    """The run's TrainConfig: the shared `train` settings with the run's own on top."""
+    fields = {**cfg.train.to_dict(), "granularities": None, "sampled_granularities": 0,
+              **run.settings}
+    return TrainConfig.from_dict(fields, "train")
 
 
 def train_or_reuse(
@@ -177,10 +197,8 @@ def train_or_reuse(
     if folder.is_dir() and not resume:  # started but killed before its first checkpoint
         shutil.rmtree(folder)
     print(f"[{run.name}] {'resuming' if resume else 'training'} in {folder}")
-    fields = {**cfg.train.to_dict(), "granularities": None, "sampled_granularities": 0,
-              **run.settings}
-    trainer = Trainer(TrainConfig.from_dict(fields, "train"), data, run_dir=folder,
-                      resume=resume, progress=progress)
+    trainer = Trainer(run_train_config(run, cfg), data, run_dir=folder, resume=resume,
+                      progress=progress)
     result = trainer.fit()
     print(f"[{run.name}] {result.tokens_per_second:,.0f} tokens/s, train FVU {result.fvu:.4f}")
     return trainer.sae, True
