@@ -37,23 +37,28 @@ from progressive_sae.data import SyntheticActivations, SyntheticConfig  # noqa: 
 
 D, N, K, B = 768, 16384, 32, 4096
 TRAINERS = ("ours", "sparsify", "saelens")
+FLOOR_DTYPES = ("fp32", "bf16", "fp16", "int8")
 
 
-def make_data(steps: int, eval_rows: int) -> tuple[Path, Path]:
-    """Synthetic LM-like activations (16384 power-law features), cached under .data/."""
-    folder = HERE / ".data"
-    folder.mkdir(exist_ok=True)
-    train, held = folder / f"train_{steps}x{B}.npy", folder / f"eval_{eval_rows}.npy"
+def make_data(steps: int, eval_rows: int, d: int = D, batch: int = B, num_features: int = N,
+              folder: Path | None = None, tag: str = "") -> tuple[Path, Path]:
+    """Synthetic LM-like activations of width d (num_features power-law features): the
+    steps · batch training rows the drivers read and eval_rows held-out rows, cached under
+    `folder` (.data/) as train{tag}_{steps}x{batch}.npy and eval{tag}_{eval_rows}.npy."""
+    folder = folder or HERE / ".data"
+    folder.mkdir(parents=True, exist_ok=True)
+    train = folder / f"train{tag}_{steps}x{batch}.npy"
+    held = folder / f"eval{tag}_{eval_rows}.npy"
     synthetic = SyntheticActivations(SyntheticConfig(
-        d_in=D, num_features=N, mean_active=32, zipf_exponent=0.8, noise_std=0.02,
+        d_in=d, num_features=num_features, mean_active=32, zipf_exponent=0.8, noise_std=0.02,
         num_parents=256, num_rows=10**9, seed=0,
     ))
     if not train.exists():
-        print(f"generating {steps * B:,} training rows …", flush=True)
+        print(f"generating {steps * batch:,} training rows …", flush=True)
         out = np.lib.format.open_memmap(train.with_suffix(".tmp.npy"), mode="w+",
-                                        dtype=np.float32, shape=(steps * B, D))
-        for start in range(0, steps * B, B):
-            out[start:start + B] = synthetic.rows(start, start + B).numpy()
+                                        dtype=np.float32, shape=(steps * batch, d))
+        for start in range(0, steps * batch, batch):
+            out[start:start + batch] = synthetic.rows(start, start + batch).numpy()
         out.flush()
         del out
         train.with_suffix(".tmp.npy").rename(train)
@@ -79,30 +84,39 @@ def median_ms(fn, repeats: int = 5, device: torch.device | None = None) -> float
     return 1000 * statistics.median(times)
 
 
-def encode_floor(device: torch.device) -> dict[str, float]:
-    """The dense encode matmul alone [B, d] × [d, N], in bf16, fp16, fp32 and int8.
+def encode_floor(device: torch.device, batch: int = B, d: int = D, n: int = N,
+                 dtypes: tuple[str, ...] = FLOOR_DTYPES) -> dict[str, float]:
+    """The dense encode matmul alone [batch, d] × [d, n], in each of `dtypes` (default bf16,
+    fp16, fp32 and int8); returns {"<dtype>_ms": median ms} for those measured.
 
     Written into a preallocated output so that only the multiplication is timed, not the
-    page faults of a fresh B × N buffer. int8 (fbgemm: weights quantized per latent, inputs
-    per batch, int32 sums) is timed beside them because it is the one product faster than
-    fp32 on a CPU without native bf16: the floor an int8 latent selection would face.
+    page faults of a fresh batch × n buffer. int8 (fbgemm: weights quantized per latent,
+    inputs per batch, int32 sums) is timed beside them because it is the one product faster
+    than fp32 on a CPU without native bf16: the floor an int8 latent selection would face.
     """
+    unknown = sorted(set(dtypes) - set(FLOOR_DTYPES))
+    if unknown:
+        raise ValueError(f"encode_floor dtypes {unknown}: expected some of {FLOOR_DTYPES}")
     g = torch.Generator().manual_seed(0)
-    x, w = torch.randn(B, D, generator=g).to(device), torch.randn(N, D, generator=g).to(device)
-    bias = torch.zeros(N, device=device)
-    out = torch.empty(B, N, device=device)
+    x, w = torch.randn(batch, d, generator=g).to(device), torch.randn(n, d, generator=g).to(device)
+    bias = torch.zeros(n, device=device)
+    out = torch.empty(batch, n, device=device)
     gpu = device.type == "cuda"
+    times: dict[str, float] = {}
     # On a GPU "fp32" means true fp32, as the trainer's exact path: no TF32.
     torch.backends.cuda.matmul.allow_tf32 = False
-    fp32 = median_ms(lambda: torch.addmm(bias, x, w.t(), out=out), 9, device)
-    xb, wb, bb = x.bfloat16(), w.bfloat16(), bias.bfloat16()
-    out_b = out.bfloat16()
-    bf16 = median_ms(lambda: torch.addmm(bb, xb, wb.t(), out=out_b), 9 if gpu else 3, device)
-    xh, wh, bh = x.half(), w.half(), bias.half()
-    out_h = out.half()
-    fp16 = median_ms(lambda: torch.addmm(bh, xh, wh.t(), out=out_h), 9 if gpu else 3, device)
-    int8 = float("nan") if gpu else int8_floor(x, w, bias)  # fbgemm is CPU-only
-    return {"bf16_ms": bf16, "fp16_ms": fp16, "fp32_ms": fp32, "int8_ms": int8}
+    if "fp32" in dtypes:
+        times["fp32_ms"] = median_ms(lambda: torch.addmm(bias, x, w.t(), out=out), 9, device)
+    for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        if name not in dtypes:
+            continue
+        xh, wh, bh, out_h = x.to(dtype), w.to(dtype), bias.to(dtype), out.to(dtype)
+        times[f"{name}_ms"] = median_ms(lambda xh=xh, wh=wh, bh=bh, out_h=out_h: torch.addmm(
+            bh, xh, wh.t(), out=out_h), 9 if gpu else 3, device)
+        del xh, wh, bh, out_h
+    if "int8" in dtypes:
+        times["int8_ms"] = float("nan") if gpu else int8_floor(x, w, bias)  # fbgemm: CPU only
+    return times
 
 
 def int8_floor(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> float:
@@ -132,9 +146,10 @@ def truncate_speedup(device: torch.device) -> dict[str, float]:
 
 
 def run_driver(python: Path, script: Path, train: Path, held: Path, steps: int, out: Path,
-               device: str, extra: list[str] | None = None, check: bool = True) -> dict | None:
+               device: str, extra: list[str] | None = None, check: bool = True,
+               num_latents: int = N, k: int = K, batch: int = B) -> dict | None:
     cmd = [str(python), str(script), "--train", str(train), "--eval", str(held),
-           "--num-latents", str(N), "--k", str(K), "--batch-size", str(B),
+           "--num-latents", str(num_latents), "--k", str(k), "--batch-size", str(batch),
            "--steps", str(steps), "--threads", "2", "--out", str(out), "--device", device,
            *(extra or [])]
     print("$", " ".join(cmd[1:3]), *(extra or []), "…", flush=True)
