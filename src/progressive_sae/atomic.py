@@ -70,3 +70,42 @@ def write_folder(path: str | Path, overwrite: bool, fill: Callable[[Path], None]
             f"{path} already exists; choose another path or allow overwriting"
         ) from None
     return path
+
+
+_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                       "int32": "I32", "uint8": "U8", "bool": "BOOL", "float64": "F64"}
+
+
+def write_safetensors_atomic(path: Path, tensors: dict[str, Any]) -> None:
+    """A .safetensors file written from the tensors' own memory, one at a time: unlike
+    `safetensors.torch.save`, no second copy of a large tensor (a stream's mixing buffer)
+    is made in memory. Written to a temporary name and renamed, so it is whole or absent."""
+    import torch
+
+    header: dict[str, Any] = {}
+    arrays, offset = [], 0
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        kind = str(tensor.dtype).removeprefix("torch.")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[kind], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + size]}
+        arrays.append(tensor.reshape(-1).view(torch.uint8).numpy())
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for array in arrays:
+                f.write(memoryview(array))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -29,7 +29,8 @@ class StreamConfig:
     buffer, buffer_tokens × hooks × d × bytes(dtype), allocated once (e.g. 65,536 tokens × 1
     hook × d = 768 × 4 bytes = 192 MiB), plus one pass's rows (windows_per_pass × ctx × hooks ×
     d × bytes), one batch per hook in fp32, and the LM with its activations up to the
-    deepest hook. Checkpoints hold a copy of the buffer."""
+    deepest hook. Checkpoints hold a copy of the buffer on disk (written from the buffer's own
+    memory, with no second copy in RAM)."""
 
     text: dict[str, Any]
     """TextConfig fields of the text (documents → windows of ctx tokens)."""

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import load_file
 from tqdm import tqdm
 
-from progressive_sae.atomic import write_bytes_atomic
+from progressive_sae.atomic import write_bytes_atomic, write_safetensors_atomic
 from progressive_sae.data.feed import BatchFeed
 from progressive_sae.data.mixing import RowsExhausted
 from progressive_sae.errors import PSAEError
@@ -109,7 +108,7 @@ class MultiTrainer:
         folder = self._state_folder(self.step)
         name = f"rank_{self.dist.rank}"
         info = read_json_object(folder / f"{name}.json", f"{folder} lacks {name}.json")
-        tensors = load_safetensors((folder / f"{name}.safetensors").read_bytes())
+        tensors = load_file(folder / f"{name}.safetensors")
         self.feed.load_state(tensors, info, self.step)
 
     def _state_folder(self, step: int) -> Path:
@@ -120,8 +119,7 @@ class MultiTrainer:
         folder.mkdir(parents=True, exist_ok=True)
         tensors, info = self.feed.state()
         name = f"rank_{self.dist.rank}"
-        tensors = {k: v.contiguous() for k, v in tensors.items()}
-        write_bytes_atomic(folder / f"{name}.safetensors", save_safetensors(tensors))
+        write_safetensors_atomic(folder / f"{name}.safetensors", tensors)
         write_bytes_atomic(folder / f"{name}.json",
                            (to_json({"step": self.step, **info}, indent=2) + "\n").encode())
         self.dist.barrier()
