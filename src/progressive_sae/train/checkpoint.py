@@ -20,6 +20,7 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.json_files import read_json_object, to_json
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import load_state_checked, read_config, read_tensors, write_sae_files
+from progressive_sae.train.adamw import FusedAdamW
 
 LATEST = "LATEST"
 
@@ -36,7 +37,7 @@ class TrainingState:
 
 
 def _optimizer_tensors(
-    opt: torch.optim.Optimizer, names: dict[int, str]
+    opt: FusedAdamW, names: dict[int, str]
 ) -> dict[str, torch.Tensor]:
     tensors = {}
     for param, state in opt.state.items():
@@ -46,7 +47,7 @@ def _optimizer_tensors(
 
 
 def save_checkpoint(
-    run_dir: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer, state: TrainingState,
+    run_dir: Path, sae: SparseAutoencoder, opt: FusedAdamW, state: TrainingState,
     keep: int = 2,
 ) -> Path:
     folder = Path(run_dir) / "checkpoints" / f"step_{state.step:08d}"
@@ -104,7 +105,7 @@ def checkpoint_at(run_dir: Path, step: int) -> Path | None:
 
 
 def load_checkpoint(
-    folder: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer
+    folder: Path, sae: SparseAutoencoder, opt: FusedAdamW
 ) -> TrainingState:
     """Restore `sae` and `opt` in place from a checkpoint folder; return the rest."""
     state_file = folder / "state.json"

@@ -21,6 +21,7 @@ from progressive_sae.runtime import configure_cpu_allocator, release_cpu_memory
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.config import SAEConfig
 from progressive_sae.sae.io import build_sae, save_sae
+from progressive_sae.train.adamw import FusedAdamW
 from progressive_sae.train.checkpoint import (
     TrainingState,
     checkpoint_at,
@@ -107,9 +108,9 @@ class Trainer:
         )).to(self.device)
         self.sae.reset_parameters(torch.Generator().manual_seed(cfg.seed))
         self.sae.to(self.device)
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = FusedAdamW(
             self.sae.parameters(), lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-            weight_decay=cfg.weight_decay, fused=True,
+            weight_decay=cfg.weight_decay,
         )
         self.tracker = DeadLatentTracker(cfg.num_latents, cfg.resolved_dead_tokens(), self.device)
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)
