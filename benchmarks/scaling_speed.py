@@ -19,7 +19,8 @@ d = 768; ours is faster than sparsify at every point; peak RSS is within 10% of:
     predicted = baseline + rows(d) + 3·P + 3·N·d·4 + N·(d+1)·s + block·N·s        (bytes)
 
 * baseline: peak RSS of a process that imports torch, numpy and progressive_sae and makes
-  and steps a fused AdamW on one number (its construction imports ~70 MB of modules here),
+  and steps the trainer's AdamW (train/adamw.py, which unlike torch.optim's imports no
+  torch._dynamo) on one number,
   measured by this script.
 * P = (2·N·d + N + d)·4: the fp32 parameters W_enc, W_dec [N, d], b_enc [N], b_dec [d];
   3·P = the parameters and AdamW's two moments.
@@ -94,10 +95,11 @@ sys.path.insert(0, sys.argv[1])
 import numpy, torch
 import _driver_common as common
 from progressive_sae import TrainConfig, Trainer
+from progressive_sae.train.adamw import FusedAdamW
 torch.set_num_threads(2)
 p = torch.nn.Parameter(torch.zeros(1))
 p.grad = torch.zeros(1)
-torch.optim.AdamW([p], fused=True).step()
+FusedAdamW([p], lr=1e-3).step()
 print(common.peak_rss_mb())
 """
 
