@@ -9,7 +9,7 @@ import torch
 
 from progressive_sae.experiment import load_experiment, run_experiment
 from progressive_sae.experiment.config import EvalConfig, GridConfig
-from progressive_sae.experiment.runner import planned_runs
+from progressive_sae.experiment.runs import planned_runs
 from progressive_sae.sae import load_sae
 from tests.helpers import one_line_error
 

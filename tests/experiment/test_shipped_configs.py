@@ -11,7 +11,7 @@ from progressive_sae.evals.probing import ProbingConfig
 from progressive_sae.experiment import load_experiment
 from progressive_sae.experiment.evals_stage import absorption_settings
 from progressive_sae.experiment.hierarchy_stage import HierarchySettings
-from progressive_sae.experiment.runner import planned_runs
+from progressive_sae.experiment.runs import planned_runs
 from progressive_sae.settings import from_mapping
 from tests.helpers import one_line_error
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from progressive_sae.experiment import load_experiment, run_experiment
-from progressive_sae.experiment.runner import planned_runs
+from progressive_sae.experiment.runs import planned_runs
 from progressive_sae.experiment.streamed import stream_config, train_streamed
 from progressive_sae.lm.stream import StreamConfig, load_stream_lm, open_stream
 from progressive_sae.sae import load_sae

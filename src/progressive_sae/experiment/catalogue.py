@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from progressive_sae.experiment.runner import PlannedRun
+from progressive_sae.experiment.runs import PlannedRun
 from progressive_sae.progressive import LatentStatistics
 from progressive_sae.sae.base import SparseAutoencoder
 

@@ -25,10 +25,10 @@ from progressive_sae.experiment.runner import (
     distilled,
     main_runs,
     permuted,
-    planned_runs,
     prepare_data,
     train_or_reuse,
 )
+from progressive_sae.experiment.runs import planned_runs
 from progressive_sae.progressive import latent_statistics
 from progressive_sae.report import write_report
 from progressive_sae.sae.base import SparseAutoencoder

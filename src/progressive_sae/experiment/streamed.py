@@ -19,7 +19,7 @@ import torch
 from progressive_sae.data.source import IterableSource
 from progressive_sae.errors import PSAEError
 from progressive_sae.experiment.config import ExperimentConfig, stream_settings
-from progressive_sae.experiment.runner import PlannedRun, run_train_config
+from progressive_sae.experiment.runs import PlannedRun, run_train_config
 from progressive_sae.lm.stream import LMRows, StreamConfig, open_stream
 from progressive_sae.sae.base import SparseAutoencoder
 from progressive_sae.sae.io import load_sae
