@@ -26,7 +26,7 @@ d = 768; ours is faster than sparsify at every point; peak RSS is within 10% of:
   3·P = the parameters and AdamW's two moments.
 * 3·N·d·4 (+ the bias gradients, in P's N + d): the gradients of W_enc and W_dec are dense
   N x d (kernels/row_accumulate.py writes whole matrices), and while AuxK's dense path runs
-  (at most 4·k_aux dead latents, objectives.DENSE_AUX_FACTOR) its sparse-embedding
+  (at most DENSE_AUX_FACTOR·k_aux dead latents, objectives.py) its sparse-embedding
   gradients are added to them out of place, so three N x d matrices are live at the end of
   the backward pass (W_dec's sum, W_enc's dense part and its sum).
 * N·(d+1)·s + block·N·s: the selection product's workspace (kernels/encoder_backward.py,

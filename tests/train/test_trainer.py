@@ -23,7 +23,7 @@ def test_topk_recovers_ground_truth_features(synthetic):
 # AuxK's two paths: a sparse code when there are more than DENSE_AUX_FACTOR·k_aux dead
 # latents, dense products over their columns otherwise; (20, 10) has rows with more than 10
 # positive pre-activations among the dead latents, so the dense path's top-k matters.
-@pytest.mark.parametrize(("num_dead", "k_aux", "dense"), [(28, 5, False), (20, 10, True),
+@pytest.mark.parametrize(("num_dead", "k_aux", "dense"), [(40, 5, False), (20, 10, True),
                                                           (8, 12, True)])
 @pytest.mark.parametrize("objective", [
     {}, {"granularities": [8, 32, 96]}, {"activation": "batchtopk"},
