@@ -6,6 +6,7 @@ gradients reproduces one process's gradient on the whole global batch.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ class Distributed:
             return cls()
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            # Torn down before the interpreter's own exit: left to C++ static destruction,
+            # gloo's threads now and then abort a finished rank ("terminate called without
+            # an active exception", seen once in CI).
+            atexit.register(_close)
         return cls(rank=dist.get_rank(), world=dist.get_world_size())
 
     @property
@@ -62,3 +67,8 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
+
+
+def _close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
