@@ -91,7 +91,9 @@ def open_feed(spec: Any, base: Path | None, global_batch: int, rank: int = 0, wo
     if global_batch % world:
         raise PSAEError(f"batch_size={global_batch}: expected a multiple of the {world} "
                         "processes")
-    if isinstance(spec, dict) and "text" in spec:
+    from progressive_sae.lm.stream import is_stream_spec
+
+    if is_stream_spec(spec):
         from progressive_sae.lm.stream import StreamConfig, open_stream
 
         return open_stream(StreamConfig.from_dict(spec), global_batch // world, rank=rank,

@@ -45,6 +45,18 @@ def iterate_batches(
         batch += 1
 
 
+def first_rows(source: ActivationSource | IterableSource, global_batch: int,
+               rows: int) -> torch.Tensor:
+    """The first `rows` rows of the global batches, as every process reads them."""
+    parts, got = [], 0
+    for batch in iterate_batches(source, global_batch):
+        parts.append(batch)
+        got += batch.shape[0]
+        if got >= rows:
+            break
+    return torch.cat(parts)[:rows]
+
+
 def _iterable_batches(
     source: IterableSource, global_batch: int, start_batch: int, lo: int, hi: int
 ) -> Iterator[torch.Tensor]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from progressive_sae.data.batching import iterate_batches
+from progressive_sae.data.batching import first_rows, iterate_batches
 from progressive_sae.data.mixing import MixingBuffer, RowFeed
 from progressive_sae.data.source import ActivationSource
 from progressive_sae.errors import PSAEError
@@ -112,13 +112,7 @@ class SourceFeed:
         self._step = 0
 
     def head(self, rows: int) -> dict[str, torch.Tensor]:
-        parts, got = [], 0
-        for batch in iterate_batches(self.source, self.global_batch):
-            parts.append(batch)
-            got += batch.shape[0]
-            if got >= rows:
-                break
-        return {self.hooks[0]: torch.cat(parts)[:rows]}
+        return {self.hooks[0]: first_rows(self.source, self.global_batch, rows)}
 
     def next(self) -> dict[str, torch.Tensor]:
         if self._batches is None:

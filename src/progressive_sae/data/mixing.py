@@ -103,8 +103,7 @@ class MixingBuffer:
             self.pool[slots[:got]] = rows
         if got < len(slots):
             self.dry = True
-        live = self.order[self.out:] if self.order.numel() else torch.zeros(0, dtype=torch.long)
-        valid = torch.cat([live, slots[:got]]).sort().values
+        valid = torch.cat([self.order[self.out:], slots[:got]]).sort().values
         self.order = valid[torch.randperm(len(valid), generator=self.generator)]
         half = self.capacity // 2 // self.batch * self.batch
         self.out = (len(valid) // self.batch * self.batch) if self.dry else half

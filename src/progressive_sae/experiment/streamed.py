@@ -8,7 +8,6 @@ unfinished SAE has a checkpoint there, and otherwise starts again for all of the
 
 from __future__ import annotations
 
-import inspect
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,14 +30,13 @@ from progressive_sae.train.trainer import FINAL_SAE
 def stream_config(cfg: ExperimentConfig) -> StreamConfig:
     """The live stream of the training text: `lm`, `text` (its train part), `extract`'s hook,
     buffer_tokens, windows_per_pass, dtype and exclude_bos, seeded with train.seed."""
-    from progressive_sae.lm.extract import extract
+    from progressive_sae.lm.extract import DEFAULT_DTYPE
 
-    # the cache's default dtype, so that a streamed grid reads rows rounded as a cached one
-    dtype = inspect.signature(extract).parameters["dtype"].default
     given = {k: cfg.extract[k] for k in ("exclude_bos",) if k in cfg.extract}
+    # the cache's default dtype, so that a streamed grid reads rows rounded as a cached one
     return StreamConfig(text=dict(cfg.text or {}), lm=dict(cfg.lm), hook=cfg.extract["hook"],
                         **stream_settings(cfg.extract), **given,
-                        dtype=cfg.extract.get("dtype", dtype), seed=cfg.train.seed)
+                        dtype=cfg.extract.get("dtype", DEFAULT_DTYPE), seed=cfg.train.seed)
 
 
 class _TextOrder:

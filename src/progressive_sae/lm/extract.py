@@ -23,6 +23,8 @@ from progressive_sae.errors import PSAEError
 from progressive_sae.lm.rows import ActivationFn, lm_device, pass_rows
 from progressive_sae.lm.text import TextConfig, bos_id
 
+DEFAULT_DTYPE = "float16"
+"""Dtype a cache stores activations in unless told (a streamed grid mixes rows in it too)."""
 MAX_BATCH = {"cuda": 512, "cpu": 64}
 """Upper bounds of the automatic batch size (windows per forward pass)."""
 
@@ -35,7 +37,7 @@ def extract(
     max_tokens: int,
     batch_size: int | None = None,
     exclude_bos: bool = True,
-    dtype: str = "float16",
+    dtype: str = DEFAULT_DTYPE,
     rows_per_shard: int | None = None,
     activation_fn: ActivationFn | None = None,
     progress: bool = True,

@@ -8,7 +8,7 @@ that asks for it; `open_stream` builds this process's `StreamFeed`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -72,10 +72,6 @@ class StreamConfig:
     @property
     def hook_names(self) -> list[str]:
         return [self.hook] if self.hook is not None else list(self.hooks or [])
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        return {k: v for k, v in out.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamConfig:

@@ -69,13 +69,13 @@ def save_checkpoint(
             to_json({"step": state.step, **state.info}, indent=2, sort_keys=True) + "\n"
         )
     write_bytes_atomic(folder.parent / LATEST, folder.name.encode())
-    _prune(folder.parent, keep)
+    prune_steps(folder.parent, keep)
     return folder
 
 
-def _prune(checkpoints: Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoints (every written one is finite)."""
-    steps = sorted(p for p in checkpoints.glob("step_*") if p.is_dir())
+def prune_steps(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` step_* folders (checkpoints, stream states)."""
+    steps = sorted(p for p in folder.glob("step_*") if p.is_dir())
     for old in steps[: max(0, len(steps) - max(keep, 1))]:
         shutil.rmtree(old, ignore_errors=True)
 

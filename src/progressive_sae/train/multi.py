@@ -10,7 +10,6 @@ bit for bit where an uninterrupted run ends (SPEC §5.1).
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,12 +20,13 @@ import torch
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from progressive_sae.atomic import write_bytes_atomic, write_safetensors_atomic
+from progressive_sae.atomic import write_bytes_atomic, write_json_atomic, write_safetensors_atomic
 from progressive_sae.data.feed import BatchFeed
 from progressive_sae.data.mixing import RowsExhausted
 from progressive_sae.errors import PSAEError
-from progressive_sae.json_files import read_json_object, to_json
+from progressive_sae.json_files import read_json_object
 from progressive_sae.runtime import release_cpu_memory
+from progressive_sae.train.checkpoint import prune_steps
 from progressive_sae.train.config import TrainConfig
 from progressive_sae.train.distributed import Distributed
 from progressive_sae.train.trainer import FINAL_SAE, Trainer, TrainResult
@@ -70,7 +70,6 @@ class MultiTrainer:
         _check_jobs(jobs, feed)
         self.jobs, self.feed, self.out, self.progress = jobs, feed, Path(out), progress
         self.dist = dist or Distributed.from_environment(jobs[0].cfg.device)
-        self.batch_size = jobs[0].cfg.batch_size
         self.every = jobs[0].cfg.checkpoint_every
         self.step = 0
         if resume:
@@ -120,14 +119,11 @@ class MultiTrainer:
         tensors, info = self.feed.state()
         name = f"rank_{self.dist.rank}"
         write_safetensors_atomic(folder / f"{name}.safetensors", tensors)
-        write_bytes_atomic(folder / f"{name}.json",
-                           (to_json({"step": self.step, **info}, indent=2) + "\n").encode())
+        write_json_atomic(folder / f"{name}.json", {"step": self.step, **info})
         self.dist.barrier()
         if self.dist.is_main:
             write_bytes_atomic(self.out / STREAM_DIR / LATEST, str(self.step).encode())
-            kept = sorted(p for p in (self.out / STREAM_DIR).glob("step_*") if p.is_dir())
-            for old in kept[:-2]:
-                shutil.rmtree(old, ignore_errors=True)
+            prune_steps(self.out / STREAM_DIR, 2)
         self.dist.barrier()
 
     # -- the loop --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from tqdm import tqdm
 
-from progressive_sae.data.batching import iterate_batches
+from progressive_sae.data.batching import first_rows, iterate_batches
 from progressive_sae.data.source import ActivationSource, IterableSource, as_source
 from progressive_sae.errors import PSAEError
 from progressive_sae.json_files import to_json
@@ -200,13 +200,8 @@ class Trainer:
             sample = self.fed.init_rows(self.cfg.init_rows).to(self.device)
         else:
             assert self.source is not None
-            rows, got = [], 0
-            for batch in iterate_batches(self.source, self.cfg.batch_size):
-                rows.append(batch)
-                got += batch.shape[0]
-                if got >= self.cfg.init_rows:
-                    break
-            sample = torch.cat(rows)[: self.cfg.init_rows].to(self.device)
+            sample = first_rows(self.source, self.cfg.batch_size,
+                                self.cfg.init_rows).to(self.device)
         self._check_batch(sample, 0)
         center = sample.mean(0) if self.cfg.b_dec_init == "mean" else geometric_median(sample)
         with torch.no_grad():
