@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="override the warm-up steps")
     parser.add_argument("--matmul-dtype", default="auto",
                         help="selection matmul dtype: auto, float32 or bfloat16")
+    parser.add_argument("--dead-tokens", type=int, default=None,
+                        help="AuxK's dead window (default: the trainer's, min(10M, tokens/10))")
     args = parser.parse_args()
     stdout = common.claim_stdout()
     common.seed_and_threads(args.seed, args.threads)
@@ -52,6 +54,7 @@ def main() -> None:
         num_latents=args.num_latents, k=args.k, batch_size=args.batch_size,
         total_tokens=args.batch_size * args.steps, granularities=granularities, lr=args.lr,
         seed=args.seed, device=args.device, matmul_dtype=args.matmul_dtype,
+        dead_tokens=args.dead_tokens,
         **({"lr_warmup_steps": args.warmup} if args.warmup is not None else {}),
     )
     clock = common.StepClock(args.device)
@@ -68,7 +71,8 @@ def main() -> None:
     result = common.summarize(
         clock, args.batch_size, args.steps, fvu,
         {"library": "progressive_sae", "granularities": granularities, "lr": cfg.peak_lr,
-         "matmul_dtype": trainer.matmul_dtype, **device_info},
+         "matmul_dtype": trainer.matmul_dtype, "dead_tokens": cfg.resolved_dead_tokens(),
+         "dead_fraction": trainer.tracker.dead_fraction(), **device_info},
         peak_rss=peak_rss,
     )
     common.emit(result, args.out, stdout)

@@ -12,11 +12,22 @@ spell of the machine hits every point alike; the median over every timed step of
 sparsify (its driver in its own venv, once), and the floor: the fastest dense encode product
 [B, d] x [d, N] alone on this machine, into a preallocated output, in fp32 and in each half
 dtype the hardware multiplies natively (bf16 with AVX512-BF16/AMX or on a GPU), measured
-once a round beside our runs (median over the rounds). Checks, printed and recorded, never
-enforced: our step / floor grows by at most 10% from the smallest to the largest N at
-d = 768; ours is faster than sparsify at every point; peak RSS is within 10% of:
+once a round beside our runs (median over the rounds).
 
-    predicted = baseline + rows(d) + 3·P + 3·N·d·4 + N·(d+1)·s + block·N·s        (bytes)
+Dead window. Our runs use AuxK's dead window of a real run, 10M tokens (the trainer's
+default from 100M tokens on, and sparsify's dead-feature threshold), so, like sparsify,
+whose AuxK is off by default, they train without AuxK: no latent can be dead within a run
+this short. With the trainer's default for a run this short (tokens / 10, 1.6 steps) half
+of the 65,536 latents count as dead after two steps, which no real run has, and AuxK's cost
+(B·k_aux gathered rows, whatever N: benchmarks/auxk_speed.py) would be timed instead of the
+step's growth with N. That run is still made once per point and recorded beside
+(`ours_default_window_*`, with its dead fraction).
+
+Checks, printed and recorded, never enforced: our step / floor grows by at most 10% from
+the smallest to the largest N at d = 768; ours is faster than sparsify at every point; peak
+RSS is within 10% of:
+
+    predicted = baseline + rows(d) + 3·P + 2·N·d·4 + N·(d+1)·s + block·N·s        (bytes)
 
 * baseline: peak RSS of a process that imports torch, numpy and progressive_sae and makes
   and steps the trainer's AdamW (train/adamw.py, which unlike torch.optim's imports no
@@ -24,11 +35,10 @@ d = 768; ours is faster than sparsify at every point; peak RSS is within 10% of:
   measured by this script.
 * P = (2·N·d + N + d)·4: the fp32 parameters W_enc, W_dec [N, d], b_enc [N], b_dec [d];
   3·P = the parameters and AdamW's two moments.
-* 3·N·d·4 (+ the bias gradients, in P's N + d): the gradients of W_enc and W_dec are dense
-  N x d (kernels/row_accumulate.py writes whole matrices), and while AuxK's dense path runs
-  (at most DENSE_AUX_FACTOR·k_aux dead latents, objectives.py) its sparse-embedding
-  gradients are added to them out of place, so three N x d matrices are live at the end of
-  the backward pass (W_dec's sum, W_enc's dense part and its sum).
+* 2·N·d·4 (+ the bias gradients, in P's N + d): the gradients of W_enc and W_dec are dense
+  N x d (kernels/row_accumulate.py writes whole matrices). (With dead latents, AuxK's dense
+  path, at most DENSE_AUX_FACTOR·k_aux of them, adds its sparse-embedding gradients to
+  them out of place: a third N x d matrix at the end of the backward pass.)
 * N·(d+1)·s + block·N·s: the selection product's workspace (kernels/encoder_backward.py,
   product_bound.py): W_enc with the bound's column in the selection dtype (s = 2 for bf16,
   4 for fp32) and one block of pre-activations, block = min(B, BLOCK_ROWS,
@@ -72,11 +82,12 @@ from progressive_sae.kernels.encoder_backward import BLOCK_BYTES, block_rows  # 
 FULL: dict[str, Any] = {
     "points": [(16384, 768), (32768, 768), (65536, 768), (16384, 2304)],
     "k": 32, "batch": 4096, "steps": 48, "repeats": 3, "eval_rows": 8192,
-    "num_features": 16384,
+    "num_features": 16384, "dead_tokens": 10_000_000,
 }
 QUICK: dict[str, Any] = {
     "points": [(256, 64), (512, 64), (1024, 64), (256, 192)],
     "k": 8, "batch": 256, "steps": 6, "repeats": 1, "eval_rows": 1024, "num_features": 2048,
+    "dead_tokens": 10_000_000,
 }
 """--quick: tiny shapes that run every path in well under two minutes; timings mean nothing."""
 
@@ -137,7 +148,7 @@ def memory_terms(n: int, d: int, batch: int, selection_bytes: int) -> dict[str, 
     block = block_rows(batch, n, selection_bytes)
     return {
         "params_and_adam_mb": 3 * params / MIB,
-        "gradients_mb": 3 * n * d * 4 / MIB,
+        "gradients_mb": 2 * n * d * 4 / MIB,
         "selection_weights_mb": n * (d + 1) * selection_bytes / MIB,
         "pre_activation_block_mb": block * n * selection_bytes / MIB,
     }
@@ -204,8 +215,9 @@ def table(result: dict) -> str:
     mem = "peak GPU MB" if result["memory_kind"] == "gpu" else "peak RSS MB"
     lines = [
         f"| N | d | ours ms/step | floor ms | ours / floor | sparsify ms/step | ours vs "
-        f"sparsify | {mem} (formula) | sparsify {mem} | FVU ours / sparsify |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"sparsify | {mem} (formula) | sparsify {mem} | FVU ours / sparsify | ours ms/step, "
+        f"short dead window (dead) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in result["points"]:
         sp = p["sparsify_step_ms"]
@@ -216,7 +228,9 @@ def table(result: dict) -> str:
             + f"{p['peak_memory_mb']:,.0f} ({p['predicted_memory_mb']:,.0f}) | "
             + (f"{p['sparsify_peak_memory_mb']:,.0f} | " if sp is not None else "– | ")
             + f"{p['ours_fvu']:.4f} / "
-            + (f"{p['sparsify_fvu']:.4f} |" if sp is not None else "– |"))
+            + (f"{p['sparsify_fvu']:.4f} | " if sp is not None else "– | ")
+            + f"{p['ours_default_window_step_ms']:,.0f} "
+            f"({p['ours_default_window_dead_fraction']:.0%}) |")
     return "\n".join(lines)
 
 
@@ -346,9 +360,10 @@ def main() -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     ours_driver = HERE / "ours_driver.py"
 
-    def ours(n: int, d: int, tag: str) -> dict:
+    def ours(n: int, d: int, tag: str, real_window: bool = True) -> dict:
+        window = ["--dead-tokens", str(setting["dead_tokens"])] if real_window else []
         record = run_driver(Path(sys.executable), ours_driver, *data[d], steps,
-                            scratch / f"ours_{label(n, d)}_{tag}.json", args.device,
+                            scratch / f"ours_{label(n, d)}_{tag}.json", args.device, window,
                             num_latents=n, k=k, batch=batch)
         assert record is not None  # check=True raises instead
         return record
@@ -364,6 +379,7 @@ def main() -> None:
         for n, d in points:
             floors[(n, d)].append(encode_floor(device, batch, d, n, ("fp32", *halves)))
             runs[(n, d)].append(ours(n, d, str(r)))
+    short_window = {p: ours(*p, "default_window", real_window=False) for p in points}
     sparsify: dict[tuple[int, int], dict] = {}
     if not args.skip_peers:
         venv_device = "cuda" if device.type == "cuda" else "cpu"
@@ -406,6 +422,12 @@ def main() -> None:
             "sparsify_peak_memory_mb": measured_memory(peer, device) if peer else None,
             "ours_fvu": mine["fvu"], "sparsify_fvu": peer["fvu"] if peer else None,
             "page_faults_per_step": mine["page_faults_per_step"],
+            "dead_tokens": mine["config"]["dead_tokens"],
+            "dead_fraction": mine["config"]["dead_fraction"],
+            "ours_default_window_step_ms": short_window[(n, d)]["step_ms"],
+            "ours_default_window_dead_tokens": short_window[(n, d)]["config"]["dead_tokens"],
+            "ours_default_window_dead_fraction": short_window[(n, d)]["config"]["dead_fraction"],
+            "ours_default_window_peak_rss_mb": short_window[(n, d)]["peak_rss_mb"],
         })
 
     gpu = device.type == "cuda"
@@ -418,11 +440,11 @@ def main() -> None:
                      "data_features": setting["num_features"],
                      "points": [label(*p) for p in points], "peers": not args.skip_peers,
                      "floor_dtypes": ["fp32", *halves], "probe_num_latents": probe_n,
-                     "block_bytes": BLOCK_BYTES},
+                     "block_bytes": BLOCK_BYTES, "dead_tokens": setting["dead_tokens"]},
         "memory_kind": "gpu" if gpu else "rss",
         "memory_label": "peak GPU memory MB" if gpu else "peak RSS MB",
         "memory_formula": (("" if gpu else "baseline + ") + "rows(d) + 3·(2·N·d + N + d)·4 "
-                           "+ 3·N·d·4 + N·(d+1)·s + block·N·s bytes; s = selection dtype "
+                           "+ 2·N·d·4 + N·(d+1)·s + block·N·s bytes; s = selection dtype "
                            "bytes, block = min(B, BLOCK_ROWS, BLOCK_BYTES/(N·s)); "
                            "rows(d) measured at N = probe_num_latents"),
         "baseline_rss_mb": baseline if not gpu else None,

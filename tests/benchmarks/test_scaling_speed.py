@@ -72,7 +72,12 @@ def test_quick_run_writes_every_point_and_the_plot(quick):
         assert terms["baseline_mb"] == result["baseline_rss_mb"]
         n, d = p["num_latents"], p["d"]
         assert terms["params_and_adam_mb"] == pytest.approx(3 * (2 * n * d + n + d) * 4 / 2**20)
-        assert terms["gradients_mb"] == pytest.approx(3 * n * d * 4 / 2**20)
+        assert terms["gradients_mb"] == pytest.approx(2 * n * d * 4 / 2**20)
+        # the main runs have AuxK's real dead window; one run per point has the short one
+        assert p["dead_tokens"] == 10_000_000 and p["dead_fraction"] == 0
+        assert p["ours_default_window_dead_tokens"] < 10_000_000
+        assert p["ours_default_window_step_ms"] > 0
+        assert 0 <= p["ours_default_window_dead_fraction"] <= 1
         assert 0 < p["ours_fvu"] < 2
     # rows(d) is one measurement per width, shared by that width's points
     rows = {p["d"]: p["memory_terms_mb"]["rows_mb"] for p in points}

@@ -131,6 +131,32 @@ def best_by_value_then_latent(values: torch.Tensor, latents: torch.Tensor, k: in
     return chosen
 
 
+_AS_INT = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float32: torch.int32}
+"""Integers of each float's width: positive floats order as their bits read as these."""
+
+
+def largest(y: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, positions) of each row's `width` largest entries, in no order, as
+    `y.topk(width, sorted=False)` (which of several equal values at the cut is taken may
+    differ; no caller depends on it).
+
+    Taken as a top-k of y's bits read as signed integers (torch.topk over int16 is ~20%
+    faster than over bf16 here: 16.8 vs 21.4 ms for 1024 × 16,384): positive floats order
+    as their bits do, and every negative float reads as a negative integer, so a row whose
+    chosen entries are all > 0 holds its largest. Rows with fewer positive entries than
+    `width` are taken again by value."""
+    as_int = _AS_INT.get(y.dtype)
+    if as_int is None or width >= y.shape[1] or y.numel() == 0:
+        return y.topk(width, dim=1, sorted=False)
+    positions = y.view(as_int).topk(width, dim=1, sorted=False).indices
+    values = y.gather(1, positions)
+    redo = (values.min(1).values <= 0).nonzero().squeeze(1)
+    if redo.numel():
+        v, p = y[redo].topk(width, dim=1, sorted=False)
+        values[redo], positions[redo] = v, p
+    return values, positions
+
+
 def _padded(t: torch.Tensor, width: int, value: float) -> torch.Tensor:
     """`t` [r, K ≤ width] right-padded with `value` to [r, width]."""
     return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
@@ -181,7 +207,7 @@ def certified_topk(block: ProductBlock, k: int) -> Code:
     k = min(k, n)
     margin = EXACT_GRADE_MARGIN if block.bound.exact_grade else max(1, round(MARGIN * k))
     width = min(n, k + margin)
-    y, positions = block.y.topk(width, dim=1, sorted=False)
+    y, positions = largest(block.y, width)
     latents = block.latents(positions)
     values, latents = best_by_value_then_latent(block.exact(latents), latents, k)
     if width == n or rows == 0:
@@ -215,7 +241,7 @@ def _reaching(
     if wanted > limit and not block.bound.exact_grade:
         return _reaching(block.in_fp32(), floor, limit, at_least)
     # Reaching is y above a threshold: the `wanted` largest y hold every entry that can.
-    positions = block.y.topk(min(wanted, block.y.shape[1]), dim=1, sorted=False).indices
+    positions = largest(block.y, min(wanted, block.y.shape[1]))[1]
     latents = block.latents(positions)
     return block.exact(latents), latents, reach.gather(1, positions)
 
@@ -242,7 +268,7 @@ class BatchTopK:
     def pick(self, block: ProductBlock) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = block.y.shape[1]
         width = min(n, BATCH_CANDIDATES * self.k)
-        y, positions = block.y.topk(width, dim=1, sorted=False)
+        y, positions = largest(block.y, width)
         latents = block.latents(positions)
         if width == n:
             beyond = torch.full((y.shape[0],), float("-inf"), device=y.device)

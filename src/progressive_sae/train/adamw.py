@@ -5,7 +5,10 @@ bitwise the same (tested). It is built without `torch.optim.Optimizer`, whose fi
 (measured here: 222 → 298 MB), a tenth of the whole trainer's at N = 16,384.
 
 The state has torch's layout (`state[param]` = step, exp_avg, exp_avg_sq; `param_groups[0]`
-holds lr), which checkpoints save and restore.
+holds lr), which checkpoints save and restore. It is made when the optimizer is, not at the
+first step as torch makes it (the same zeros): made then, the 2·P bytes of moments sit at
+the bottom of glibc's heap instead of amid the first step's freed buffers, where the heap
+grew around them (peak RSS at d=768, N=16,384, 12 steps without AuxK: 839 → 793 MB).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class FusedAdamW:
         self.param_groups = [{"params": self.params, "lr": lr, "betas": tuple(betas),
                               "eps": eps, "weight_decay": weight_decay}]
         self.state: defaultdict[torch.Tensor, dict[str, torch.Tensor]] = defaultdict(dict)
+        for p in self.params:
+            self.state[p].update(fresh_state(p))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -47,10 +52,8 @@ class FusedAdamW:
             if p.grad.is_sparse:
                 raise PSAEError("AdamW got a sparse gradient: expected dense gradients")
             state = self.state[p]
-            if not state:  # as torch: a float32 step on the parameter's device (fused)
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if not state:
+                state.update(fresh_state(p))
             params, grads, avgs, sqs, steps = lists.setdefault((p.device, p.dtype),
                                                                ([], [], [], [], []))
             params.append(p)
@@ -64,3 +67,11 @@ class FusedAdamW:
                 params, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"],
                 beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                 eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+
+def fresh_state(p: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A parameter's state before its first step, as torch makes it: a float32 step on the
+    parameter's device (fused) and zero moments."""
+    return {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+            "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+            "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
