@@ -161,6 +161,7 @@ def test_rows_the_candidates_do_not_settle_are_widened_then_recomputed_in_fp32(m
 
     monkeypatch.setattr(selection, "_widened_topk", count_widened)
     monkeypatch.setattr(selection.ProductBlock, "in_fp32", count_fp32)
+    monkeypatch.setattr(selection, "MARGIN", 1.0)  # k extra candidates leave rows to widen here
     x, W, b = hard_inputs(5, "near-ties")
     exact = exact_pre_activations(x, W, b)
     sparse_encode(x, W, b, TopK(K), None, torch.bfloat16)
