@@ -73,10 +73,10 @@ many times k_aux of them; above that, as a sparse code of B·k_aux entries that 
 d-row of the weights. What AuxK adds to the loss's forward + backward at B=4096, N=16384,
 d=768, k_aux=384 on 2 cores (benchmarks/auxk_speed.py), sparse → dense: 368 dead latents
 525 → 117 ms, 768: 517 → 261, 1152: 493 → 322, 1536: 484 → 433 (2026-12-02). Exact
-selection (2026-12-06) made the sparse path dearer — it re-scores 2·k_aux (2.5·k_aux since
-2026-12-07) candidates a row
-— and moved the crossing (2026-12-07): 1536: 1059 → 662 ms, 2048: 860 → 764, 2560: 786 vs
-803, 3072: 814 vs 1009. Peak RSS stayed within 35 MB of the sparse path's at 368 and 768."""
+selection (2026-12-06) made the sparse path dearer — it re-scores 2·k_aux candidates a row
+(2.5·k_aux since 2026-12-07) — and moved the crossing (2026-12-07): 1536: 1059 → 662 ms,
+2048: 860 → 764, 2560: 786 vs 803, 3072: 814 vs 1009. Peak RSS stayed within 35 MB of the
+sparse path's at 368 and 768."""
 
 
 def dead_latents_decode(

@@ -68,7 +68,6 @@ class Distributed:
             dist.barrier()
 
 
-
 def _close() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
