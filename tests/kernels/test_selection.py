@@ -95,6 +95,59 @@ def test_every_rule_chooses_what_it_chooses_on_the_exact_values(kind, dtype, row
         assert torch.equal(dense((v, i)), dense(rule(exact))), (name, kind, dtype, rows)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_codes_are_the_references_entry_by_entry_whatever_the_candidates(kind, monkeypatch):
+    """Not only the same latents: the same entries in the same order (the order a decode
+    sums them in), for any number of candidates — so the search never changes a result."""
+    x, W, b = hard_inputs(2, kind)
+    exact = exact_pre_activations(x, W, b)
+    for name, rule in rules(exact).items():
+        ref_v, ref_i = rule(exact)
+        ref_v = ref_v.clamp_min(0)
+        for margin in (0.5, 1.5, 4.0):
+            monkeypatch.setattr(selection, "MARGIN", margin)
+            v, i, _, _ = sparse_encode(x, W, b, rule, None, torch.bfloat16, 16)
+            for row in range(B):  # the active entries, in order (zeros are padding)
+                got, want = v[row] > 0, ref_v[row] > 0
+                assert torch.equal(v[row][got], ref_v[row][want]), (name, kind, margin, row)
+                assert torch.equal(i[row][got], ref_i[row][want]), (name, kind, margin, row)
+
+
+def test_only_the_rows_too_wide_for_bf16_are_recomputed_in_fp32(monkeypatch):
+    """Widening goes row by row: one row that too many entries can reach is recomputed in
+    fp32 alone, the others are decided from their bf16 values with their own widths."""
+    recomputed: list[int] = []
+    in_fp32 = selection.ProductBlock.in_fp32
+
+    def count_fp32(self):
+        recomputed.append(self.y.shape[0])
+        return in_fp32(self)
+
+    monkeypatch.setattr(selection.ProductBlock, "in_fp32", count_fp32)
+    monkeypatch.setattr(selection, "MARGIN", 0.5)
+    x, W, b = hard_inputs(5, "near-ties")
+    # Row 3 gets a huge norm in dimensions no latent reads: its values stay as they were,
+    # but its bf16 bound (∝ ‖x‖‖W_j‖) becomes loose, for it alone.
+    W[:, :3] = 0.0
+    x[3, :3] = 3000.0
+    exact = exact_pre_activations(x, W, b)
+    block = selection.ProductBlock(x, W, b, ProductBound.of(x, W, b, torch.bfloat16),
+                                   torch.arange(B), None)
+    xm, Wm, bm = block.bound.augmented(x, W, b)
+    block.y = torch.addmm(bm, xm, Wm.t())
+    floor = exact.topk(K, dim=1).values[:, -1]
+    reach = block.reaching(floor).sum(1)
+    limit = int(reach[torch.arange(B) != 3].max())
+    assert int(reach[3]) > limit  # the premise: only row 3 is too wide
+    values, latents, reached = selection._reaching(block, floor, limit, at_least=K)
+    assert recomputed == [1]
+    chosen = selection.best_by_value_then_latent(values, latents, K)
+    assert torch.equal(chosen[0], exact.topk(K, dim=1).values)
+    assert torch.equal(dense(chosen), dense(TopK(K)(exact)))
+    # Padding past a row's own width is never chosen and never marked reached.
+    assert not (reached & (values == float("-inf"))).any()
+
+
 def test_the_inputs_are_hard_for_a_plain_bf16_choice():
     """Without the exact decision, bf16 picks other latents on every hard kind."""
     for kind in ["near-ties", "duplicates", "huge-dims"]:
