@@ -16,7 +16,7 @@ and prints the median of 7 timings of each, how many rows the candidates settled
 how many were widened and recomputed in fp32, and in how many rows the inexact rule chose
 other latents than the exact values do. With --cache, the same on the first 4096 rows of an
 activation cache and an SAE trained on it for --steps steps (e.g. the demo's
-runs/demo/acts/train). Writes benchmarks/results/selection_speed.json.
+runs/demo/acts/train; N from --cache-latents). Writes benchmarks/results/selection_speed.json.
 """
 
 from __future__ import annotations
@@ -130,6 +130,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--cache-latents", type=int, default=4096,
+                   help="N of the SAE trained on the cache")
     p.add_argument("--out", type=Path, default=HERE / "results" / "selection_speed.json")
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -146,7 +148,7 @@ def main() -> None:
         source = CachedActivations(args.cache, shuffle_buffer=0)
         rows = source.rows(0, min(len(source), B * (args.steps + 1))).float()
         results.append(measure(f"cache {args.cache}", rows[B:], rows[:B], args.steps, 32,
-                               4096))
+                               args.cache_latents))
     for r in results:
         print(json.dumps(r, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

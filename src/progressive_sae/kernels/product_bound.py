@@ -63,9 +63,18 @@ def exact_values(
     count, width = indices.shape
     if indices.numel() == 0:
         return x_c.new_zeros(count, width)
-    bags = rows.repeat_interleave(width)
-    dots = entry_dots_in_latent_order(x_c, W, indices.reshape(-1), bags)
-    return dots.view(count, width) + b[indices]
+    return exact_entries(x_c, W, b, rows.repeat_interleave(width), indices.reshape(-1)).view(
+        count, width)
+
+
+def exact_entries(
+    x_c: torch.Tensor, W: torch.Tensor, b: torch.Tensor, rows: torch.Tensor,
+    latents: torch.Tensor,
+) -> torch.Tensor:
+    """exact[rows[e], latents[e]] for each entry e (both 1-D, of one length)."""
+    if latents.numel() == 0:
+        return x_c.new_zeros(0)
+    return entry_dots_in_latent_order(x_c, W, latents, rows) + b[latents]
 
 
 def exact_pre_activations(x_c: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from progressive_sae.kernels.product_bound import ProductBound, exact_values
+from progressive_sae.kernels.product_bound import ProductBound, exact_entries, exact_values
 
 Code = tuple[torch.Tensor, torch.Tensor]
 """(values [B, K], latent indices [B, K]); zero values are padding."""
@@ -61,6 +61,10 @@ class ProductBlock:
         self.columns = columns
         """Latent of each column of `y`; None when column j is latent j."""
 
+    def exact_entries(self, local_rows: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Exact values at (row local_rows[e] of this block, latents[e]) for each entry e."""
+        return exact_entries(self.x_c, self.W, self.b, self.rows[local_rows], latents)
+
     def latents(self, positions: torch.Tensor) -> torch.Tensor:
         return positions if self.columns is None else self.columns[positions]
 
@@ -78,7 +82,12 @@ class ProductBlock:
         upper(y) > 0 ⇔ y > 0; the threshold is rounded down (a superset, never fewer)."""
         least = floor.float().clamp_min(0) / (1 + self.bound.relative)
         least = (least * (1 - 2.0**-6)).to(self.y.dtype)
-        return (self.y >= least.unsqueeze(1)) & (self.y > 0)
+        reach = self.y >= least.unsqueeze(1)
+        # y ≥ least > 0 is already > 0: only rows whose least is 0 compare again.
+        zero = (least <= 0).nonzero().squeeze(1)
+        if zero.numel():
+            reach[zero] &= self.y[zero] > 0
+        return reach
 
     def restrict(self, columns: torch.Tensor) -> ProductBlock:
         """The same rows, only the given latents (a copy of those columns)."""
@@ -242,45 +251,53 @@ def _reaching(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(exact values, latents, reached) of every entry of these rows that can reach `floor`
     [r] and be positive, plus the next largest y up to `at_least` entries a row (`reached`
-    False there). A row that more than `limit` entries can reach is first recomputed in
-    fp32, whose bound is tighter. Rows are re-scored in groups of like width (powers of two),
-    so one wide row neither sends its block to fp32 nor widens every other row; rows end
-    padded to a common width with −inf values, latent 0 and `reached` False.
+    False there), each row padded to a common width with −inf values, latent 0 and
+    `reached` False. A row that more than `limit` entries can reach is first recomputed in
+    fp32, whose bound is tighter.
 
-    (On SmolLM2-135M's residual stream, d=576, N=16,384, nearly every row is widened and a
-    few in each block are reached by over 1,000 entries while the mean is ~150: deciding by
-    the block's widest row re-scored ~4x the entries and recomputed ~930 rows of each block
-    in fp32 where ~10 needed it.)"""
+    Row by row: each row re-scores its own reaching entries (found as a mask, not by a
+    top-k), and only the rows too wide for their bound go to fp32. (On SmolLM2-135M's
+    residual stream, d=576, N=16,384, nearly every row is widened, a few in each block are
+    reached by over 1,000 entries while the mean is ~150: deciding by the block's widest row
+    re-scored ~4x the entries and recomputed every widened row in fp32.)"""
     rows, n = block.y.shape
-    reach = block.reaching(floor)
-    counts = reach.sum(1)
-    widths = counts.clamp(min=at_least, max=n)
-    to_fp32 = (widths > limit) if not block.bound.exact_grade else torch.zeros_like(reach[:, 0])
-    groups: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
-    if rows and bool(to_fp32.any()):
+    device = block.y.device
+    entry_row, position = block.reaching(floor).nonzero(as_tuple=True)
+    counts = torch.bincount(entry_row, minlength=rows)
+    to_fp32 = counts > limit
+    if block.bound.exact_grade:
+        to_fp32.zero_()
+    short = (counts < min(at_least, n)) & ~to_fp32  # too few reach: filled by y
+    direct = ~(to_fp32 | short)
+    parts: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
+    if bool(to_fp32.any()):
         which = to_fp32.nonzero().squeeze(1)
-        groups.append((which, _reaching(block.subset(which).in_fp32(), floor[which], limit,
-                                        at_least)))
-    here = (~to_fp32).nonzero().squeeze(1)
-    if here.numel():
-        # Each group's width is a power of two ≥ its rows' counts, capped at n.
-        bucket = torch.ceil(torch.log2(widths[here].clamp_min(1).float())).to(torch.int64)
-        for level in bucket.unique().tolist():
-            which = here[bucket == level]
-            width = min(n, max(at_least, 1 << int(level)))
-            part = block.subset(which) if which.numel() < rows else block
-            # Reaching is y above a threshold: the `width` largest y hold every entry that can.
-            positions = largest(part.y, width)[1]
-            latents = part.latents(positions)
-            groups.append((which, (part.exact(latents), latents,
-                                   reach[which].gather(1, positions))))
-    if len(groups) == 1 and groups[0][0].numel() == rows:
-        return groups[0][1]
-    width = max(g[1][0].shape[1] for g in groups)
-    values = torch.full((rows, width), float("-inf"), device=block.y.device)
-    latents = torch.zeros(rows, width, dtype=torch.int64, device=block.y.device)
-    reached = torch.zeros(rows, width, dtype=torch.bool, device=block.y.device)
-    for which, (v, i, r) in groups:
+        parts.append((which, _reaching(block.subset(which).in_fp32(), floor[which], limit,
+                                       at_least)))
+    if bool(short.any()):
+        which = short.nonzero().squeeze(1)
+        part = block.subset(which)
+        # Reaching is y above a threshold: the largest y hold every entry that can.
+        positions = largest(part.y, min(at_least, n))[1]
+        latents = part.latents(positions)
+        parts.append((which, (part.exact(latents), latents,
+                              part.reaching(floor[which]).gather(1, positions))))
+    width = max([1] + [int(counts[direct].max()) if bool(direct.any()) else 0]
+                + [p[1][0].shape[1] for p in parts])
+    values = torch.full((rows, width), float("-inf"), device=device)
+    latents = torch.zeros(rows, width, dtype=torch.int64, device=device)
+    reached = torch.zeros(rows, width, dtype=torch.bool, device=device)
+    if bool(direct.any()):
+        keep = direct[entry_row]
+        entry_row, position = entry_row[keep], position[keep]
+        kept = counts * direct
+        # nonzero lists entries row by row: an entry's slot is its rank within its row.
+        slot = torch.arange(entry_row.numel(), device=device) - (kept.cumsum(0) - kept)[entry_row]
+        entry_latents = block.latents(position)
+        values[entry_row, slot] = block.exact_entries(entry_row, entry_latents)
+        latents[entry_row, slot] = entry_latents
+        reached[entry_row, slot] = True
+    for which, (v, i, r) in parts:
         values[which, : v.shape[1]], latents[which, : i.shape[1]] = v, i
         reached[which, : r.shape[1]] = r
     return values, latents, reached
