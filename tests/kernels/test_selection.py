@@ -229,6 +229,62 @@ def test_rows_the_candidates_do_not_settle_are_widened_then_recomputed_in_fp32(m
     assert torch.equal(dense((v, i)), dense(TopK(K)(exact)))
 
 
+def wide_inputs(seed: int, kind: str, n: int = 4096):
+    """Hard inputs with enough latents to scan by threshold (16 · scan < n), and a loose bf16
+    bound on every row: a norm in dimensions no latent reads, as LM outlier dimensions do."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, D, generator=g)
+    W = torch.randn(n, D, generator=g) / D**0.5
+    b = torch.randn(n, generator=g) * 0.05
+    if kind == "duplicates":
+        W[1::2], b[1::2] = W[0::2], b[0::2]
+    elif kind == "mostly-negative":
+        b -= 2.5
+    if kind != "loud-dims":  # else the loud dimensions are read: large bf16 rounding errors
+        W[:, :2] = 0.0
+    x[:, :2] = 40.0
+    return x, W, b
+
+
+def positive_entries_equal(code, reference) -> None:
+    for row in range(B):
+        got, want = code[0][row] > 0, reference[0][row] > 0
+        assert torch.equal(code[0][row][got], reference[0][row][want]), row
+        assert torch.equal(code[1][row][got], reference[1][row][want]), row
+
+
+@pytest.mark.parametrize("kind", ["random", "duplicates", "mostly-negative", "loud-dims"])
+def test_candidates_by_threshold_choose_what_the_rule_chooses(kind):
+    x, W, b = wide_inputs(7, kind)
+    exact = exact_pre_activations(x, W, b)
+    bound = ProductBound.of(x, W, b, torch.bfloat16)
+    xm, Wm, bm = bound.augmented(x, W, b)
+    block = selection.ProductBlock(x, W, b, bound, torch.arange(B), torch.addmm(bm, xm, Wm.t()))
+    reference = TopK(K)(exact)
+    for scan in (20, 64, 200):  # a few rows miss (too few at or above t), most settle
+        stats = {"unsettled": 0, "reach": 0}
+        code = selection.certified_topk(block, K, scan, stats)
+        positive_entries_equal(code, reference)
+        assert torch.equal(code[0].clamp_min(0) > 0, reference[0] > 0)
+
+
+def test_topk_scans_by_threshold_after_a_block_of_mostly_unsettled_rows(monkeypatch):
+    scans: list[int] = []
+    pick = TopK.pick
+
+    def recording(self, block):
+        scans.append(self.scan)
+        return pick(self, block)
+
+    monkeypatch.setattr(TopK, "pick", recording)
+    x, W, b = wide_inputs(8, "random")
+    exact = exact_pre_activations(x, W, b)
+    v, i, _, _ = sparse_encode(x, W, b, TopK(K), None, torch.bfloat16, 16)
+    assert scans[0] == 0 and all(s > 0 for s in scans[1:])  # the first block widened most rows
+    positive_entries_equal((v, i), TopK(K)(exact))
+    assert torch.equal(dense((v, i), W.shape[0]), dense(TopK(K)(exact), W.shape[0]))
+
+
 def test_batchtopk_widens_a_row_that_holds_many_of_the_batch_slots():
     x, W, b = hard_inputs(6, "random")
     x[5] *= 30.0  # one row takes far more than 2k of the batch's k·B slots

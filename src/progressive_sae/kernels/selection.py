@@ -44,6 +44,14 @@ WIDE_ROWS = 8.0
 """A row whose widened set exceeds this many times its candidates is recomputed in fp32."""
 BATCH_CANDIDATES = 2
 """BatchTopK: candidates per row, in units of k, before a row is widened."""
+SCAN_AFTER = 0.5
+"""A TopK rule whose block left more than this share of its rows unsettled takes the next
+blocks' candidates by threshold (`_scanned_candidates`) instead of by a top-k."""
+SCAN_SLACK = 1.5
+"""Entries a row scans then, in units of the mean number that could reach the k-th value in
+the rows left unsettled."""
+SAMPLE_STRIDE = 16
+"""The scan's threshold comes from every SAMPLE_STRIDE-th column of a row."""
 
 
 class ProductBlock:
@@ -201,6 +209,8 @@ class TopK:
     def __init__(self, k: int, columns: torch.Tensor | None = None) -> None:
         self.k = k
         self.columns = columns
+        self.scan = 0
+        """Entries a row scans by threshold in the next block (0: the top-k candidates)."""
 
     def __call__(self, exact: torch.Tensor) -> Code:
         pre = exact if self.columns is None else exact[:, self.columns]
@@ -212,42 +222,124 @@ class TopK:
     def pick(self, block: ProductBlock) -> Code:
         if self.columns is not None:
             block = block.restrict(self.columns)
-        return certified_topk(block, self.k)
+        stats = {"unsettled": 0, "reach": 0}
+        code = certified_topk(block, self.k, self.scan, stats)
+        # Where most rows need more than the candidates (real activations: the bf16 bound is
+        # loose next to the gaps between the largest values), later blocks scan for about as
+        # many entries as could reach the k-th value. Only speed depends on it.
+        if stats["unsettled"] > SCAN_AFTER * block.y.shape[0]:
+            self.scan = max(self.scan, round(SCAN_SLACK * stats["reach"] / stats["unsettled"]))
+        return code
 
     def finish(self, parts: list, recompute: Recompute) -> Code:
         return concat_rows(parts)
 
 
-def certified_topk(block: ProductBlock, k: int) -> Code:
-    """Each row's k largest exact values (ties: lower latent), from the block's y."""
+def certified_topk(
+    block: ProductBlock, k: int, scan: int = 0, stats: dict[str, int] | None = None
+) -> Code:
+    """Each row's k largest exact values (ties: lower latent), from the block's y.
+
+    The candidates are each row's k + margin largest y, or with `scan`, every entry with y
+    at or above a threshold set for about `scan` of them. `stats` (optional) counts the rows
+    the candidates left unsettled and the entries that could reach their k-th values."""
     rows, n = block.y.shape
     k = min(k, n)
     margin = EXACT_GRADE_MARGIN if block.bound.exact_grade else max(1, round(MARGIN * k))
     width = min(n, k + margin)
+    if scan > width and SAMPLE_STRIDE * scan < n and rows and not block.bound.exact_grade:
+        candidates = _scanned_candidates(block, k, scan)
+        if candidates is not None:
+            values, latents, beyond, missed = candidates
+            if missed.numel():  # rows the threshold gave too few or too many entries
+                values[missed], latents[missed] = certified_topk(block.subset(missed), k,
+                                                                 stats=stats)
+            return _settle(block, k, width, values, latents, beyond, missed, stats)
     y, positions = largest(block.y, width)
     latents = block.latents(positions)
     values, latents = best_by_value_then_latent(block.exact(latents), latents, k)
     if width == n or rows == 0:
         return values, latents
     beyond = block.upper(y.min(1).values)  # the most an entry not re-scored can have
+    return _settle(block, k, width, values, latents, beyond, None, stats)
+
+
+def _settle(
+    block: ProductBlock, k: int, width: int, values: torch.Tensor, latents: torch.Tensor,
+    beyond: torch.Tensor, done: torch.Tensor | None, stats: dict[str, int] | None,
+) -> Code:
+    """Widen the rows whose candidates did not settle them (`done`: rows decided already)."""
     kth = values[:, -1]
     # Settled: no entry outside the candidates can reach the k-th exact value, nor be > 0.
-    unsettled = ((beyond >= kth) & (beyond > 0)).nonzero().squeeze(1)
+    open_rows = (beyond >= kth) & (beyond > 0)
+    if done is not None and done.numel():
+        open_rows[done] = False
+    unsettled = open_rows.nonzero().squeeze(1)
     if unsettled.numel():
-        wide = _widened_topk(block.subset(unsettled), k, kth[unsettled], width)
+        wide = _widened_topk(block.subset(unsettled), k, kth[unsettled], width, stats)
         values[unsettled], latents[unsettled] = wide
     return values, latents
 
 
-def _widened_topk(block: ProductBlock, k: int, floor: torch.Tensor, width: int) -> Code:
+def _scanned_candidates(
+    block: ProductBlock, k: int, scan: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(values [r, k], latents, beyond [r], missed rows) from each row's entries with y ≥ t,
+    t set for about `scan` entries a row from a sample of its columns, all scored exactly.
+    Entries left out have y < t, so at most upper(t): that is `beyond`. Rows with fewer than
+    k entries at or above t, or over 8·scan, are `missed` (their values are to be replaced)."""
+    y = block.y
+    rows, n = y.shape
+    sample = y[:, ::SAMPLE_STRIDE].contiguous()
+    want = min(sample.shape[1], max(1, -(-scan // SAMPLE_STRIDE)))
+    threshold = largest(sample, want)[0].min(1).values
+    entry_row, position = (y >= threshold.unsqueeze(1)).nonzero(as_tuple=True)
+    counts = torch.bincount(entry_row, minlength=rows)
+    kept = (counts >= k) & (counts <= 8 * scan)
+    if not bool(kept.any()):
+        return None
+    values, latents = _scored_rows(block, entry_row, position, counts, kept)
+    values, latents = best_by_value_then_latent(values, latents, k)
+    beyond = block.upper(threshold)
+    return values, latents, beyond, (~kept).nonzero().squeeze(1)
+
+
+def _scored_rows(
+    block: ProductBlock, entry_row: torch.Tensor, position: torch.Tensor, counts: torch.Tensor,
+    rows_wanted: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact values and latents of the entries (listed row by row, as `nonzero` gives them)
+    of the wanted rows, one row of the block each, padded with −inf values and latent 0."""
+    device = block.y.device
+    rows = block.y.shape[0]
+    width = max(1, int(counts[rows_wanted].max())) if bool(rows_wanted.any()) else 1
+    values = torch.full((rows, width), float("-inf"), device=device)
+    latents = torch.zeros(rows, width, dtype=torch.int64, device=device)
+    keep = rows_wanted[entry_row]
+    entry_row, position = entry_row[keep], position[keep]
+    taken = counts * rows_wanted
+    # An entry's slot is its rank within its row.
+    slot = torch.arange(entry_row.numel(), device=device) - (taken.cumsum(0) - taken)[entry_row]
+    entry_latents = block.latents(position)
+    values[entry_row, slot] = block.exact_entries(entry_row, entry_latents)
+    latents[entry_row, slot] = entry_latents
+    return values, latents
+
+
+def _widened_topk(
+    block: ProductBlock, k: int, floor: torch.Tensor, width: int,
+    stats: dict[str, int] | None = None,
+) -> Code:
     """Top-k of rows whose candidates did not settle them: every entry that can reach
     `floor` (the exact value some k entries of the row already have) is re-scored."""
-    values, latents, _ = _reaching(block, floor, round(WIDE_ROWS * width), at_least=k)
+    values, latents, _ = _reaching(block, floor, round(WIDE_ROWS * width), at_least=k,
+                                   stats=stats)
     return best_by_value_then_latent(values, latents, k)
 
 
 def _reaching(
-    block: ProductBlock, floor: torch.Tensor, limit: int, at_least: int = 1
+    block: ProductBlock, floor: torch.Tensor, limit: int, at_least: int = 1,
+    stats: dict[str, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(exact values, latents, reached) of every entry of these rows that can reach `floor`
     [r] and be positive, plus the next largest y up to `at_least` entries a row (`reached`
@@ -264,6 +356,9 @@ def _reaching(
     device = block.y.device
     entry_row, position = block.reaching(floor).nonzero(as_tuple=True)
     counts = torch.bincount(entry_row, minlength=rows)
+    if stats is not None:
+        stats["unsettled"] += rows
+        stats["reach"] += entry_row.numel()
     to_fp32 = counts > limit
     if block.bound.exact_grade:
         to_fp32.zero_()
@@ -288,15 +383,9 @@ def _reaching(
     latents = torch.zeros(rows, width, dtype=torch.int64, device=device)
     reached = torch.zeros(rows, width, dtype=torch.bool, device=device)
     if bool(direct.any()):
-        keep = direct[entry_row]
-        entry_row, position = entry_row[keep], position[keep]
-        kept = counts * direct
-        # nonzero lists entries row by row: an entry's slot is its rank within its row.
-        slot = torch.arange(entry_row.numel(), device=device) - (kept.cumsum(0) - kept)[entry_row]
-        entry_latents = block.latents(position)
-        values[entry_row, slot] = block.exact_entries(entry_row, entry_latents)
-        latents[entry_row, slot] = entry_latents
-        reached[entry_row, slot] = True
+        v, i = _scored_rows(block, entry_row, position, counts, direct)
+        values[:, : v.shape[1]], latents[:, : i.shape[1]] = v, i
+        reached[:, : v.shape[1]] = v > float("-inf")
     for which, (v, i, r) in parts:
         values[which, : v.shape[1]], latents[which, : i.shape[1]] = v, i
         reached[which, : r.shape[1]] = r
