@@ -19,13 +19,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from progressive_sae.kernels.product_block import ProductBlock
 from progressive_sae.kernels.product_bound import (
     ProductBound,
     exact_pre_activations,
     strict_products,
 )
 from progressive_sae.kernels.row_accumulate import accumulate_rows
-from progressive_sae.kernels.selection import Code, ProductBlock, SelectionRule
+from progressive_sae.kernels.selection import Code, SelectionRule
 
 BLOCK_BYTES = 64 << 20
 """Largest block of pre-activations: 1024 rows at N=16384 in fp32."""
