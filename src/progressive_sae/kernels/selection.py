@@ -5,17 +5,22 @@ product (bf16 where the hardware multiplies it natively) only proposes candidate
 values y are augmented so that no exact value exceeds upper(y) = y + r|y| (see
 `product_bound`). Then
 
-1. each row's largest y are re-scored exactly and the rule decides among them;
-2. every entry that was not re-scored has y at most the smallest candidate's, so its exact
-   value is at most upper(that y). A row where such an entry could still change the
-   choice (reach the k-th exact value, or the batch's cut, and be positive) is widened to
-   every entry that can, from the row's y while its block is in memory; if that set is
-   large, the row's product is recomputed in fp32 (a tiny bound) and the same test runs.
+1. each row's largest y are re-scored exactly and the rule decides among them (TopK, once
+   a block has left most of its rows to widen: every entry with y at or above a threshold
+   set per row, so that fewer rows need step 2);
+2. every entry that was not re-scored has y at most the smallest candidate's (below the
+   threshold), so its exact value is at most upper(that y). A row where such an entry
+   could still change the choice (reach the k-th exact value, or the batch's cut, and be
+   positive) is widened to every entry that can, from the row's y while its block is in
+   memory; if that set is large, the row's product is recomputed in fp32 (a tiny bound)
+   and the same test runs.
 
 So the choice is provably the rule's choice on the exact values: the same latents as an
 fp32 reference, on every device, whatever the fast product's dtype. Equal exact values go
 to the lower latent (TopK); BatchTopK keeps every entry tied at its cut; thresholds are
-strict (> θ).
+strict (> θ). A code's entries stand in one canonical order (TopK: by value, equal values
+by latent; the other rules: by latent), so how the candidates were found never changes a
+result, down to the order in which a decode sums them.
 
 Rules work on blocks of batch rows (`ProductBlock`), so the encoder never holds the whole
 B × N product. Each rule is also callable on a dense matrix of exact values, where it is
