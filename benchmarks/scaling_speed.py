@@ -47,7 +47,9 @@ RSS is within 10% of:
   (runtime.configure_cpu_allocator) can reuse their space for the gradients at best in part.
 * rows(d): everything that does not grow with N (the batch and its B x d temporaries, the
   b_dec initialisation's rows, the allocator's slack), measured: the same run with
-  N = 8·k latents, less the baseline and that run's own N terms above.
+  N = 8·k latents, less the baseline and that run's own N terms above; the median of
+  PROBE_RUNS such runs (one run's peak RSS moved by ±70 MB at d = 2304 with the allocator's
+  slack: 731, 803, 803 and 868 MB in four).
 
 Nothing is fitted: the N terms come from the code, baseline and rows(d) from their probes.
 On a GPU the same terms are compared with the driver's peak GPU memory, without the
@@ -92,6 +94,8 @@ QUICK: dict[str, Any] = {
 """--quick: tiny shapes that run every path in well under two minutes; timings mean nothing."""
 
 PROBE_LATENTS_PER_K = 8
+PROBE_RUNS = 3
+"""rows(d) is the median over this many probe runs."""
 """rows(d) is measured with N = this · k latents: a model too small to matter."""
 GROWTH_LIMIT = 0.10
 """Most our step / floor may grow from the smallest to the largest N at the base width."""
@@ -370,7 +374,7 @@ def main() -> None:
 
     baseline = baseline_mb() if device.type == "cpu" else 0.0
     probe_n = PROBE_LATENTS_PER_K * k
-    probes = {d: ours(probe_n, d, "probe") for d in data}
+    probes = {d: [ours(probe_n, d, f"probe{i}") for i in range(PROBE_RUNS)] for d in data}
 
     halves = half_dtypes(device)
     floors: dict[tuple[int, int], list[dict[str, float]]] = {p: [] for p in points}
@@ -395,8 +399,9 @@ def main() -> None:
         mine = pool_runs(runs[(n, d)])
         floor_ms, floor_dtype, by_dtype = pooled_floor(floors[(n, d)])
         s = selection_bytes(mine)
-        probe = probes[d]
-        rows_mb = (measured_memory(probe, device) - baseline
+        probe = probes[d][0]
+        probe_mb = statistics.median(measured_memory(p, device) for p in probes[d])
+        rows_mb = (probe_mb - baseline
                    - sum(memory_terms(probe_n, d, batch, selection_bytes(probe)).values()))
         terms = {"baseline_mb": baseline, "rows_mb": rows_mb, **memory_terms(n, d, batch, s)}
         predicted = sum(terms.values())
