@@ -210,11 +210,11 @@ def test_rows_the_candidates_do_not_settle_are_widened_then_recomputed_in_fp32(m
     assert torch.equal(dense((v, i)), dense(TopK(K)(exact)))
 
 
-def wide_inputs(seed: int, kind: str, n: int = 4096):
+def wide_inputs(seed: int, kind: str, n: int = 4096, rows: int = B):
     """Hard inputs with enough latents to scan by threshold (16 · scan < n), and a loose bf16
     bound on every row: a norm in dimensions no latent reads, as LM outlier dimensions do."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, D, generator=g)
+    x = torch.randn(rows, D, generator=g)
     W = torch.randn(n, D, generator=g) / D**0.5
     b = torch.randn(n, generator=g) * 0.05
     if kind == "duplicates":
@@ -228,7 +228,7 @@ def wide_inputs(seed: int, kind: str, n: int = 4096):
 
 
 def positive_entries_equal(code, reference) -> None:
-    for row in range(B):
+    for row in range(reference[0].shape[0]):
         got, want = code[0][row] > 0, reference[0][row] > 0
         assert torch.equal(code[0][row][got], reference[0][row][want]), row
         assert torch.equal(code[1][row][got], reference[1][row][want]), row
@@ -264,6 +264,23 @@ def test_topk_scans_by_threshold_after_a_block_of_mostly_unsettled_rows(monkeypa
     assert scans[0] == 0 and all(s > 0 for s in scans[1:])  # the first block widened most rows
     positive_entries_equal((v, i), TopK(K)(exact))
     assert torch.equal(dense((v, i), W.shape[0]), dense(TopK(K)(exact), W.shape[0]))
+
+
+def test_a_large_block_probes_its_first_rows_and_scans_the_rest(monkeypatch):
+    calls: list[tuple[int, int]] = []
+    pick = TopK._pick
+
+    def recording(self, block):
+        calls.append((block.y.shape[0], self.scan))
+        return pick(self, block)
+
+    monkeypatch.setattr(TopK, "_pick", recording)
+    x, W, b = wide_inputs(9, "random", rows=4 * selection.PROBE_ROWS + 5)
+    exact = exact_pre_activations(x, W, b)
+    v, i, _, _ = sparse_encode(x, W, b, TopK(K), None, torch.bfloat16)  # one block
+    assert calls[0] == (selection.PROBE_ROWS, 0)
+    assert calls[1][0] == x.shape[0] - selection.PROBE_ROWS and calls[1][1] > 0
+    positive_entries_equal((v, i), TopK(K)(exact))
 
 
 def test_batchtopk_widens_a_row_that_holds_many_of_the_batch_slots():

@@ -62,6 +62,11 @@ class ProductBlock:
         return ProductBlock(self.x_c, self.W, self.b, self.bound, self.rows[local_rows],
                             self.y[local_rows], self.columns)
 
+    def between(self, start: int, stop: int) -> ProductBlock:
+        """Rows start..stop-1 of this block (views, no copy)."""
+        return ProductBlock(self.x_c, self.W, self.b, self.bound, self.rows[start:stop],
+                            self.y[start:stop], self.columns)
+
     def in_fp32(self) -> ProductBlock:
         """The same entries from an fp32 product, with fp32's bound."""
         W, b = self.W, self.b

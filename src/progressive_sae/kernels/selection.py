@@ -57,6 +57,9 @@ SCAN_SLACK = 1.5
 the rows left unsettled."""
 SAMPLE_STRIDE = 16
 """The scan's threshold comes from every SAMPLE_STRIDE-th column of a row."""
+PROBE_ROWS = 64
+"""A TopK rule decides its first block's first PROBE_ROWS rows apart, so that the rest of
+that block can already scan if those rows needed it."""
 
 
 @runtime_checkable
@@ -126,6 +129,7 @@ class TopK:
         self.columns = columns
         self.scan = 0
         """Entries a row scans by threshold in the next block (0: the top-k candidates)."""
+        self._probed = False
 
     def __call__(self, exact: torch.Tensor) -> Code:
         pre = exact if self.columns is None else exact[:, self.columns]
@@ -137,6 +141,14 @@ class TopK:
     def pick(self, block: ProductBlock) -> Code:
         if self.columns is not None:
             block = block.restrict(self.columns)
+        rows = block.y.shape[0]
+        if not self._probed and rows >= 4 * PROBE_ROWS:
+            self._probed = True
+            return concat_rows([self._pick(block.between(0, PROBE_ROWS)),
+                                self._pick(block.between(PROBE_ROWS, rows))])
+        return self._pick(block)
+
+    def _pick(self, block: ProductBlock) -> Code:
         stats = {"unsettled": 0, "reach": 0}
         code = certified_topk(block, self.k, self.scan, stats)
         # Where most rows need more than the candidates (real activations: the bf16 bound is
