@@ -94,9 +94,9 @@ QUICK: dict[str, Any] = {
 """--quick: tiny shapes that run every path in well under two minutes; timings mean nothing."""
 
 PROBE_LATENTS_PER_K = 8
+"""rows(d) is measured with N = this · k latents: a model too small to matter."""
 PROBE_RUNS = 3
 """rows(d) is the median over this many probe runs."""
-"""rows(d) is measured with N = this · k latents: a model too small to matter."""
 GROWTH_LIMIT = 0.10
 """Most our step / floor may grow from the smallest to the largest N at the base width."""
 RSS_TOLERANCE = 0.10

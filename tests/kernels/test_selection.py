@@ -65,6 +65,14 @@ def dense(code, n: int = N) -> torch.Tensor:
     return torch.zeros(values.shape[0], n).scatter_add(1, latents, values.clamp_min(0))
 
 
+def positive_entries_equal(code, reference, *context) -> None:
+    """The active entries of each row, in order (zeros are padding), are the reference's."""
+    for row in range(reference[0].shape[0]):
+        got, want = code[0][row] > 0, reference[0][row] > 0
+        assert torch.equal(code[0][row][got], reference[0][row][want]), (*context, row)
+        assert torch.equal(code[1][row][got], reference[1][row][want]), (*context, row)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [None, 7])
@@ -84,14 +92,10 @@ def test_codes_are_the_references_entry_by_entry_whatever_the_candidates(kind, m
     exact = exact_pre_activations(x, W, b)
     for name, rule in rules(exact).items():
         ref_v, ref_i = rule(exact)
-        ref_v = ref_v.clamp_min(0)
         for margin in (0.5, 1.5, 4.0):
             monkeypatch.setattr(selection, "MARGIN", margin)
             v, i, _, _ = sparse_encode(x, W, b, rule, None, torch.bfloat16, 16)
-            for row in range(B):  # the active entries, in order (zeros are padding)
-                got, want = v[row] > 0, ref_v[row] > 0
-                assert torch.equal(v[row][got], ref_v[row][want]), (name, kind, margin, row)
-                assert torch.equal(i[row][got], ref_i[row][want]), (name, kind, margin, row)
+            positive_entries_equal((v, i), (ref_v.clamp_min(0), ref_i), name, kind, margin)
 
 
 def test_only_the_rows_too_wide_for_bf16_are_recomputed_in_fp32(monkeypatch):
@@ -225,13 +229,6 @@ def wide_inputs(seed: int, kind: str, n: int = 4096, rows: int = B):
         W[:, :2] = 0.0
     x[:, :2] = 40.0
     return x, W, b
-
-
-def positive_entries_equal(code, reference) -> None:
-    for row in range(reference[0].shape[0]):
-        got, want = code[0][row] > 0, reference[0][row] > 0
-        assert torch.equal(code[0][row][got], reference[0][row][want]), row
-        assert torch.equal(code[1][row][got], reference[1][row][want]), row
 
 
 @pytest.mark.parametrize("kind", ["random", "duplicates", "mostly-negative", "loud-dims"])

@@ -280,7 +280,6 @@ def _reaching(
     reached by over 1,000 entries while the mean is ~150: deciding by the block's widest row
     re-scored ~4x the entries and recomputed every widened row in fp32.)"""
     rows, n = block.y.shape
-    device = block.y.device
     entry_row, position = block.reaching(floor).nonzero(as_tuple=True)
     counts = torch.bincount(entry_row, minlength=rows)
     if stats is not None:
@@ -304,15 +303,10 @@ def _reaching(
         latents = part.latents(positions)
         parts.append((which, (part.exact(latents), latents,
                               part.reaching(floor[which]).gather(1, positions))))
-    width = max([1] + [int(counts[direct].max()) if bool(direct.any()) else 0]
-                + [p[1][0].shape[1] for p in parts])
-    values = torch.full((rows, width), float("-inf"), device=device)
-    latents = torch.zeros(rows, width, dtype=torch.int64, device=device)
-    reached = torch.zeros(rows, width, dtype=torch.bool, device=device)
-    if bool(direct.any()):
-        v, i = _scored_rows(block, entry_row, position, counts, direct)
-        values[:, : v.shape[1]], latents[:, : i.shape[1]] = v, i
-        reached[:, : v.shape[1]] = v > float("-inf")
+    values, latents = _scored_rows(block, entry_row, position, counts, direct)
+    width = max([values.shape[1]] + [v.shape[1] for _, (v, _, _) in parts])
+    values, latents = _padded(values, width, float("-inf")), _padded(latents, width, 0)
+    reached = values > float("-inf")
     for which, (v, i, r) in parts:
         values[which, : v.shape[1]], latents[which, : i.shape[1]] = v, i
         reached[which, : r.shape[1]] = r
