@@ -124,13 +124,18 @@ def test_only_the_rows_too_wide_for_bf16_are_recomputed_in_fp32(monkeypatch):
     reach = block.reaching(floor).sum(1)
     limit = int(reach[torch.arange(B) != 3].max())
     assert int(reach[3]) > limit  # the premise: only row 3 is too wide
-    values, latents, reached = selection._reaching(block, floor, limit, at_least=K)
-    assert recomputed == [1]
-    chosen = selection.best_by_value_then_latent(values, latents, K)
-    assert torch.equal(chosen[0], exact.topk(K, dim=1).values)
-    assert torch.equal(dense(chosen), dense(TopK(K)(exact)))
-    # Padding past a row's own width is never chosen and never marked reached.
-    assert not (reached & (values == float("-inf"))).any()
+    assert int(reach[3]) > selection.FP32_SHARE * N  # and reached by most of its entries
+    # Rows past the limit but not past FP32_SHARE are scored apart from bf16, not in fp32.
+    for row_limit in (limit, limit // 2):
+        recomputed.clear()
+        values, latents, reached = selection._reaching(block, floor, row_limit, at_least=K)
+        assert recomputed == [1]
+        chosen = selection.best_by_value_then_latent(values, latents, K)
+        assert torch.equal(chosen[0], exact.topk(K, dim=1).values)
+        assert torch.equal(dense(chosen), dense(TopK(K)(exact)))
+        # Padding past a row's own width is never chosen and never marked reached.
+        assert not (reached & (values == float("-inf"))).any()
+        assert torch.equal(reached.sum(1)[torch.arange(B) != 3], reach[torch.arange(B) != 3])
 
 
 def test_the_inputs_are_hard_for_a_plain_bf16_choice():
@@ -205,8 +210,10 @@ def test_rows_the_candidates_do_not_settle_are_widened_then_recomputed_in_fp32(m
     sparse_encode(x, W, b, TopK(K), None, torch.bfloat16)
     assert calls == {"widened": 1, "fp32": 0}  # one call per block, settled from bf16
     # Huge dimensions make the bf16 bound loose: more entries can reach the k-th value than
-    # WIDE_ROWS × the candidates, so those rows' product is recomputed in fp32.
+    # WIDE_ROWS × the candidates (and FP32_SHARE of the row), so those rows' product is
+    # recomputed in fp32.
     monkeypatch.setattr(selection, "WIDE_ROWS", 1.0)
+    monkeypatch.setattr(selection, "FP32_SHARE", 0.0)
     x, W, b = hard_inputs(5, "huge-dims")
     exact = exact_pre_activations(x, W, b)
     v, i, _, _ = sparse_encode(x, W, b, TopK(K), None, torch.bfloat16)

@@ -46,7 +46,13 @@ after 20 steps 459 / 423 / 427, after 40 steps 425 / 419 / 434 (the same codes).
 EXACT_GRADE_MARGIN = 8
 """Extra candidates per row when the product is an fp32 one (its bound is tiny)."""
 WIDE_ROWS = 8.0
-"""A row whose widened set exceeds this many times its candidates is recomputed in fp32."""
+"""Rows whose widened set exceeds this many times their candidates are scored apart (the
+others are not padded to their width)."""
+FP32_SHARE = 0.25
+"""A row that more than this share of its entries can reach is recomputed in fp32. Scoring
+entry by entry costs ~60 ns an entry at d=576–768; a row of an fp32 product, ~1 ms when a
+few rows are recomputed (SmolLM2-135M, N=16,384: 7–11 rows took 8–13 ms) and ~0.2 ms in a
+large batch: scoring a quarter of the row is already as dear."""
 BATCH_CANDIDATES = 2
 """BatchTopK: candidates per row, in units of k, before a row is widened."""
 SCAN_AFTER = 0.5
@@ -220,36 +226,40 @@ def _scanned_candidates(
     sample = y[:, ::SAMPLE_STRIDE].contiguous()
     want = min(sample.shape[1], max(1, -(-scan // SAMPLE_STRIDE)))
     threshold = largest(sample, want)[0].min(1).values
-    entry_row, position = (y >= threshold.unsqueeze(1)).nonzero(as_tuple=True)
+    entry_row, position = block.at_least(threshold).nonzero(as_tuple=True)
     counts = torch.bincount(entry_row, minlength=rows)
     kept = (counts >= k) & (counts <= 8 * scan)
     if not bool(kept.any()):
         return None
-    values, latents = _scored_rows(block, entry_row, position, counts, kept)
-    values, latents = best_by_value_then_latent(values, latents, k)
+    scored = best_by_value_then_latent(*_scored_rows(block, entry_row, position, counts, kept), k)
+    values = scored[0].new_empty(rows, scored[0].shape[1])
+    latents = scored[1].new_empty(rows, scored[1].shape[1])
+    values[kept], latents[kept] = scored
     beyond = block.upper(threshold)
     return values, latents, beyond, (~kept).nonzero().squeeze(1)
 
 
 def _scored_rows(
     block: ProductBlock, entry_row: torch.Tensor, position: torch.Tensor, counts: torch.Tensor,
-    rows_wanted: torch.Tensor,
+    wanted: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact values and latents of the entries (listed row by row, as `nonzero` gives them)
-    of the wanted rows, one row of the block each, padded with −inf values and latent 0."""
+    of the wanted rows (a mask), one row each in row order, padded with −inf values and
+    latent 0 to the widest of them."""
     device = block.y.device
-    rows = block.y.shape[0]
-    width = max(1, int(counts[rows_wanted].max())) if bool(rows_wanted.any()) else 1
-    values = torch.full((rows, width), float("-inf"), device=device)
-    latents = torch.zeros(rows, width, dtype=torch.int64, device=device)
-    keep = rows_wanted[entry_row]
+    number = int(wanted.sum())
+    width = max(1, int(counts[wanted].max())) if number else 1
+    values = torch.full((number, width), float("-inf"), device=device)
+    latents = torch.zeros(number, width, dtype=torch.int64, device=device)
+    keep = wanted[entry_row]
     entry_row, position = entry_row[keep], position[keep]
-    taken = counts * rows_wanted
+    taken = counts * wanted
     # An entry's slot is its rank within its row.
     slot = torch.arange(entry_row.numel(), device=device) - (taken.cumsum(0) - taken)[entry_row]
+    compact = (wanted.cumsum(0) - 1)[entry_row]
     entry_latents = block.latents(position)
-    values[entry_row, slot] = block.exact_entries(entry_row, entry_latents)
-    latents[entry_row, slot] = entry_latents
+    values[compact, slot] = block.exact_entries(entry_row, entry_latents)
+    latents[compact, slot] = entry_latents
     return values, latents
 
 
@@ -271,26 +281,30 @@ def _reaching(
     """(exact values, latents, reached) of every entry of these rows that can reach `floor`
     [r] and be positive, plus the next largest y up to `at_least` entries a row (`reached`
     False there), each row padded to a common width with −inf values, latent 0 and
-    `reached` False. A row that more than `limit` entries can reach is first recomputed in
-    fp32, whose bound is tighter.
+    `reached` False.
 
     Row by row: each row re-scores its own reaching entries (found as a mask, not by a
-    top-k), and only the rows too wide for their bound go to fp32. (On SmolLM2-135M's
+    top-k). Rows that more than `limit` entries can reach are scored apart, so that the
+    others are not padded to their width; a row that more than FP32_SHARE of its entries
+    can reach is first recomputed in fp32, whose bound is tighter. (On SmolLM2-135M's
     residual stream, d=576, N=16,384, nearly every row is widened, a few in each block are
-    reached by over 1,000 entries while the mean is ~150: deciding by the block's widest row
-    re-scored ~4x the entries and recomputed every widened row in fp32.)"""
+    reached by over 1,000 entries while the mean is ~150.)"""
     rows, n = block.y.shape
     entry_row, position = block.reaching(floor).nonzero(as_tuple=True)
     counts = torch.bincount(entry_row, minlength=rows)
     if stats is not None:
         stats["unsettled"] += rows
         stats["reach"] += entry_row.numel()
-    to_fp32 = counts > limit
+    to_fp32 = counts > max(limit, FP32_SHARE * n)
     if block.bound.exact_grade:
         to_fp32.zero_()
     short = (counts < min(at_least, n)) & ~to_fp32  # too few reach: filled by y
-    direct = ~(to_fp32 | short)
+    wide = (counts > limit) & ~to_fp32
     parts: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
+    for scored in (~(to_fp32 | short | wide), wide):
+        if bool(scored.any()):
+            v, i = _scored_rows(block, entry_row, position, counts, scored)
+            parts.append((scored.nonzero().squeeze(1), (v, i, v > float("-inf"))))
     if bool(to_fp32.any()):
         which = to_fp32.nonzero().squeeze(1)
         parts.append((which, _reaching(block.subset(which).in_fp32(), floor[which], limit,
@@ -303,10 +317,10 @@ def _reaching(
         latents = part.latents(positions)
         parts.append((which, (part.exact(latents), latents,
                               part.reaching(floor[which]).gather(1, positions))))
-    values, latents = _scored_rows(block, entry_row, position, counts, direct)
-    width = max([values.shape[1]] + [v.shape[1] for _, (v, _, _) in parts])
-    values, latents = _padded(values, width, float("-inf")), _padded(latents, width, 0)
-    reached = values > float("-inf")
+    width = max([1] + [v.shape[1] for _, (v, _, _) in parts])
+    values = torch.full((rows, width), float("-inf"), device=block.y.device)
+    latents = torch.zeros(rows, width, dtype=torch.int64, device=block.y.device)
+    reached = torch.zeros(rows, width, dtype=torch.bool, device=block.y.device)
     for which, (v, i, r) in parts:
         values[which, : v.shape[1]], latents[which, : i.shape[1]] = v, i
         reached[which, : r.shape[1]] = r
