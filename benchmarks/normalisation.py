@@ -24,24 +24,14 @@ import json
 from pathlib import Path
 
 import torch
+from smollm2_rows import smollm2_rows  # benchmarks/ is the script's folder: on sys.path
 
 from progressive_sae import TrainConfig, Trainer
-from progressive_sae.data.cache import CachedActivations
 from progressive_sae.data.source import TensorSource
 from progressive_sae.lm import load_lm
-from progressive_sae.lm.extract import extract
-from progressive_sae.lm.text import TextConfig
 
 HERE = Path(__file__).resolve().parent
 B = 4096
-
-
-def cached_rows(lm, hook: str, part: str, tokens: int) -> torch.Tensor:
-    out = HERE / ".data" / f"smollm2-{hook}-{part}-{tokens}"
-    extract(lm, TextConfig(source="cpython-docs", ctx=256, part=part), hook, out, tokens,
-            dtype="float32", progress=True)
-    source = CachedActivations(out, shuffle_buffer=0)
-    return source.rows(0, len(source)).float()
 
 
 def fvu(sae, x: torch.Tensor) -> float:
@@ -61,8 +51,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(2)
     lm = load_lm("smollm2-135m")
-    train = cached_rows(lm, args.hook, "train", args.tokens)
-    held = cached_rows(lm, args.hook, "heldout", args.heldout)
+    train = smollm2_rows(args.hook, "train", args.tokens, lm)
+    held = smollm2_rows(args.hook, "heldout", args.heldout, lm)
     variance = (train - train.mean(0)).pow(2).mean(0)
     top = variance.topk(5)
     spread = {

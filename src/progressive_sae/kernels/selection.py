@@ -232,8 +232,8 @@ def _scanned_candidates(
     if not bool(kept.any()):
         return None
     scored = best_by_value_then_latent(*_scored_rows(block, entry_row, position, counts, kept), k)
-    values = scored[0].new_empty(rows, scored[0].shape[1])
-    latents = scored[1].new_empty(rows, scored[1].shape[1])
+    values = scored[0].new_zeros(rows, scored[0].shape[1])  # the missed rows: the caller's
+    latents = scored[1].new_zeros(rows, scored[1].shape[1])
     values[kept], latents[kept] = scored
     beyond = block.upper(threshold)
     return values, latents, beyond, (~kept).nonzero().squeeze(1)

@@ -114,16 +114,16 @@ class SparseAutoencoder(nn.Module):
         """Encode with an explicit rule over the first `num_latents` latents (default all)."""
         self.check_input(x)
         n = num_latents or self.num_latents
-        x_c = x.to(self.W_enc.dtype) - self.b_dec
         W_enc, b_enc = self.W_enc, self.b_enc
         if n < self.num_latents:  # a full slice would cost a dense N×d gradient copy
             W_enc, b_enc = W_enc[:n], b_enc[:n]
         if self.use_reference_kernels:
+            x_c = x.to(self.W_enc.dtype) - self.b_dec
             v, i, av, ai = sparse_encode_reference(x_c, W_enc, b_enc, select, aux_select)
         else:
             v, i, av, ai = sparse_encode(
-                x_c, W_enc, b_enc, select, aux_select,
-                self.selection_dtype or fast_matmul_dtype(x.device),
+                x.to(self.W_enc.dtype), W_enc, b_enc, select, aux_select,
+                self.selection_dtype or fast_matmul_dtype(x.device), b_dec=self.b_dec,
             )
         aux = SparseCode(av, ai) if av is not None else None
         return SparseCode(v, i), aux
