@@ -21,7 +21,7 @@ from progressive_sae.kernels import (
 )
 from progressive_sae.kernels.product_block import ProductBlock
 from progressive_sae.kernels.product_bound import ProductBound
-from progressive_sae.kernels.selection import certified_topk
+from progressive_sae.kernels.selection import certified_topk_latents
 from progressive_sae.sae.base import SparseAutoencoder, SparseCode
 
 AllReduce = Callable[[torch.Tensor], torch.Tensor]
@@ -85,8 +85,8 @@ def dead_latents_decode(
 ) -> torch.Tensor:
     """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations among the
     latents `dead_idx`, by dense fp32 products over their columns only (plain autograd).
-    Which latents: those of the exact pre-activations (decided by `certified_topk` from this
-    product); their values: this product's."""
+    Which latents: those of the exact pre-activations (decided by `certified_topk_latents`
+    from this product); their values: this product's."""
     # Gathered as sparse embeddings: their gradients are sparse and add into the dense
     # gradients of the main loss in place, where a plain index's backward would make an
     # N × d zero tensor per weight and then another N × d sum.
@@ -100,7 +100,7 @@ def dead_latents_decode(
             bound = ProductBound.of(x, W, b, torch.float32)
             block = ProductBlock(x, W, b, bound, rows,
                                  bound.plain_upper(pre.detach(), rows, dead_idx), dead_idx)
-            chosen = certified_topk(block, width)[1]
+            chosen = certified_topk_latents(block, width)
             column_of = torch.empty(sae.num_latents, dtype=torch.long, device=x.device)
             column_of[dead_idx] = torch.arange(dead_idx.numel(), device=x.device)
             mask = torch.zeros_like(pre).scatter_(1, column_of[chosen], 1.0)

@@ -392,3 +392,58 @@ def test_sae_encodes_at_every_granularity_and_mode_are_exact(activation):
         full = dense(sae.rule()(exact_pre_activations(x_c, W, b)))
         full[:, g:] = 0
         assert torch.equal(prefix.to_dense(N), full), (activation, g)
+
+
+def fp32_block(x, W, b, columns=None):
+    """A block of every row from a plain fp32 product (as AuxK's dense path makes one)."""
+    bound = ProductBound.of(x, W, b, torch.float32)
+    rows = torch.arange(x.shape[0])
+    Wc, bc = (W, b) if columns is None else (W[columns], b[columns])
+    return selection.ProductBlock(x, W, b, bound, rows,
+                                  bound.plain_upper(x @ Wc.t() + bc, rows, columns), columns)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_fp32_products_lower_bound_holds_and_is_tight(kind):
+    x, W, b = hard_inputs(11, kind)
+    exact = exact_pre_activations(x, W, b)
+    block = fp32_block(x, W, b)
+    lower = block.lower(torch.arange(N).expand(B, N))
+    assert (lower <= exact).all()
+    plain = x @ W.t() + b
+    error = (plain - exact).abs().max()
+    assert (exact - lower).max() < 300 * max(float(error), 1e-6)
+    with pytest.raises(ValueError, match="expected fp32"):
+        bf16 = ProductBound.of(x, W, b, torch.bfloat16)
+        selection.ProductBlock(x, W, b, bf16, block.rows, block.y).lower(block.y[:, :2].long())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_topk_latents_from_an_fp32_product_are_the_exact_ones(kind, monkeypatch):
+    """Rows whose cut the bounds separate are decided without exact values; the rest (ties,
+    near-ties) as `certified_topk` decides them. Which latents of value ≤ 0 fill a row is
+    free (they decode to nothing), as for every rule."""
+    scored: list[int] = []
+    exact_of = selection.ProductBlock.exact
+
+    def counting(self, latents):
+        scored.append(latents.shape[0])
+        return exact_of(self, latents)
+
+    monkeypatch.setattr(selection.ProductBlock, "exact", counting)
+    x, W, b = hard_inputs(12, kind)
+    exact = exact_pre_activations(x, W, b)
+    dead = torch.arange(1, N, 2)  # AuxK's case: a subset of the latents
+    for columns, k in ((None, K - 1), (dead, 20)):  # an odd k splits a pair of duplicates
+        scored.clear()
+        latents = selection.certified_topk_latents(fp32_block(x, W, b, columns), k)
+        want = TopK(k, columns=columns)(exact)[1]
+
+        def positive(chosen):
+            return torch.zeros(B, N, dtype=torch.bool).scatter_(1, chosen, True) & (exact > 0)
+
+        assert torch.equal(positive(latents), positive(want))
+        if kind in ("random", "huge-dims", "mostly-negative"):
+            assert sum(scored) <= B // 8  # nearly every row settled from the bounds
+        if kind == "duplicates" and columns is None:
+            assert sum(scored) > 0  # exact ties across the cut are decided exactly

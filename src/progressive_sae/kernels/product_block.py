@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from progressive_sae.kernels.product_bound import ProductBound, exact_entries, exact_values
+from progressive_sae.kernels.product_bound import (
+    SAFETY,
+    ProductBound,
+    exact_entries,
+    exact_values,
+)
 
 
 class ProductBlock:
@@ -38,6 +43,22 @@ class ProductBlock:
     def upper(self, y: torch.Tensor) -> torch.Tensor:
         """The largest exact value an entry with this y can have [fp32]."""
         return self.bound.upper(y)
+
+    def lower(self, positions: torch.Tensor) -> torch.Tensor:
+        """The least exact value each entry (row i, column positions[i, m]) can have [fp32],
+        for an exact-grade (fp32) product only.
+
+        The bound is symmetric: |exact − p| ≤ E = s_b·t_j + c_j for the plain product p,
+        and y = p + E up to the two roundings that `relative` allows for, so exact ≥
+        y − 2E − r|y| (E inflated by SAFETY against its own rounding)."""
+        if not self.bound.exact_grade:
+            raise ValueError(f"a lower bound from a {self.bound.dtype} product: expected fp32")
+        bound = self.bound
+        latents = self.latents(positions)
+        spread = (bound.row_terms()[self.rows].unsqueeze(1) * bound.latent_terms()[latents]
+                  + bound.latent_const()[latents])
+        y = self.y.gather(1, positions).float()
+        return y - 2 * SAFETY * spread - bound.relative * y.abs()
 
     def reaching(self, floor: torch.Tensor) -> torch.Tensor:
         """Which entries can have an exact value ≥ floor [r] and > 0 (a mask [r, n]),

@@ -197,6 +197,35 @@ def certified_topk(
     return _settle(block, k, width, values, latents, beyond, None, stats)
 
 
+def certified_topk_latents(block: ProductBlock, k: int) -> torch.Tensor:
+    """The latents of each row's k largest exact values [r, k], in no order: the same
+    positive ones as `certified_topk(block, k)[1]` (which entries of value ≤ 0 fill a row is
+    free, as for every rule), without exact values where it can.
+
+    From an exact-grade (fp32) product, take each row's k largest y. The row is settled
+    when none of the others can be positive, or when every one of the k has a least exact
+    value (`ProductBlock.lower`) above the most the next largest y can have (no tie across
+    the cut): no exact value is computed for it. (AuxK's dense path picks k_aux ≈ 300 of a
+    few hundred to ~2,000 dead latents a row, most of them ≤ 0 on SmolLM2-135M: there, 288
+    of 408 dead latents for 4,096 rows after 25 steps, 98.8% of the rows settle so, and the
+    choice takes 33 ms instead of `certified_topk`'s 118.)"""
+    rows, n = block.y.shape
+    k = min(k, n)
+    if not block.bound.exact_grade or k == n or rows == 0:
+        return certified_topk(block, k)[1]
+    y, positions = block.y.topk(k + 1, dim=1, sorted=False)
+    cut = y.argmin(1, keepdim=True)  # the (k+1)-th largest: the one left out
+    beyond = block.upper(y.gather(1, cut).squeeze(1))
+    inside = torch.ones_like(positions, dtype=torch.bool).scatter_(1, cut, False)
+    positions = positions[inside].view(rows, k)
+    settled = (beyond <= 0) | (block.lower(positions).min(1).values > beyond)
+    latents = block.latents(positions)
+    open_rows = (~settled).nonzero().squeeze(1)
+    if open_rows.numel():
+        latents[open_rows] = certified_topk(block.subset(open_rows), k)[1]
+    return latents
+
+
 def _settle(
     block: ProductBlock, k: int, width: int, values: torch.Tensor, latents: torch.Tensor,
     beyond: torch.Tensor, done: torch.Tensor | None, stats: dict[str, int] | None,
