@@ -149,8 +149,8 @@ def _top_positions(t: torch.Tensor, width: int) -> torch.Tensor:
     those. That is the row's largest: every entry above the width-th largest value v
     (fewer than width) heads a group of maximum > v, so fewer than width groups have a
     maximum > v, and all of them are picked, together with groups of maximum v (an entry
-    each) for the rest. 1024 × 16,384 bf16, width 80: 11.5 ms instead of 18.9 (the group
-    maxima are an elementwise maximum of GROUP contiguous slices, 0.7 ms)."""
+    each) for the rest. `largest` over 1024 × 16,384 bf16, width 80: 12.9 ms instead of
+    18.9 (the group maxima are an elementwise maximum of GROUP contiguous slices, 0.7 ms)."""
     rows, n = t.shape
     if n % GROUP or GROUP * width * 2 > n or t.stride(1) != 1:
         return t.topk(width, dim=1, sorted=False).indices
