@@ -19,9 +19,9 @@ from progressive_sae.kernels import (
     nested_squared_errors,
     nested_squared_errors_reference,
 )
+from progressive_sae.kernels.exact_topk import certified_topk_latents
 from progressive_sae.kernels.product_block import ProductBlock
 from progressive_sae.kernels.product_bound import ProductBound
-from progressive_sae.kernels.selection import certified_topk_latents
 from progressive_sae.sae.base import SparseAutoencoder, SparseCode
 
 AllReduce = Callable[[torch.Tensor], torch.Tensor]

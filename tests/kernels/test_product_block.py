@@ -3,8 +3,16 @@
 import pytest
 import torch
 
+from progressive_sae.kernels import exact_pre_activations
 from progressive_sae.kernels.product_block import GROUP, ProductBlock, largest
 from progressive_sae.kernels.product_bound import ProductBound
+from tests.kernels.hard_inputs import (
+    KINDS,
+    B,
+    N,
+    fp32_block,
+    hard_inputs,
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
@@ -76,3 +84,18 @@ def test_entries_at_least_a_threshold_and_reaching_a_floor_are_compared_as_value
         reach = block.reaching(floor)
         assert not ((upper >= floor.unsqueeze(1)) & (upper > 0) & ~reach).any()  # a superset
         assert not (reach & (y <= 0)).any()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_fp32_products_lower_bound_holds_and_is_tight(kind):
+    x, W, b = hard_inputs(11, kind)
+    exact = exact_pre_activations(x, W, b)
+    block = fp32_block(x, W, b)
+    lower = block.lower(torch.arange(N).expand(B, N))
+    assert (lower <= exact).all()
+    plain = x @ W.t() + b
+    error = (plain - exact).abs().max()
+    assert (exact - lower).max() < 300 * max(float(error), 1e-6)
+    with pytest.raises(ValueError, match="expected fp32"):
+        bf16 = ProductBound.of(x, W, b, torch.bfloat16)
+        ProductBlock(x, W, b, bf16, block.rows, block.y).lower(block.y[:, :2].long())

@@ -7,8 +7,9 @@
   B × |M| × d reconstructions.
 * `sparse_encode` / `sparse_encode_reference`: a fast dense product over blocks of rows
   (the B × N matrix never exists whole), an activation rule of `selection` that decides
-  exactly on the fp32 pre-activations (`product_bound`), and a backward pass that touches
-  only the selected latents of each input.
+  exactly on the fp32 pre-activations (`product_bound`'s bound; `exact_topk` finds each
+  row's largest exact values), and a backward pass that touches only the selected latents
+  of each input.
 """
 
 from progressive_sae.kernels.encoder_backward import sparse_encode, sparse_encode_reference
