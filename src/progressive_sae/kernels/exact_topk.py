@@ -205,7 +205,7 @@ def _widened_topk(
     """Top-k of rows whose candidates did not settle them: every entry that can reach
     `floor` (the exact value some k entries of the row already have) is re-scored."""
     values, latents, _ = score_reaching(block, floor, round(WIDE_ROWS * width), at_least=k,
-                                   stats=stats)
+                                        stats=stats)
     return best_by_value_then_latent(values, latents, k)
 
 
@@ -242,8 +242,8 @@ def score_reaching(
             parts.append((scored.nonzero().squeeze(1), (v, i, v > float("-inf"))))
     if bool(to_fp32.any()):
         which = to_fp32.nonzero().squeeze(1)
-        parts.append((which, score_reaching(block.subset(which).in_fp32(), floor[which], limit,
-                                       at_least)))
+        parts.append((which, score_reaching(block.subset(which).in_fp32(), floor[which],
+                                            limit, at_least)))
     if bool(short.any()):
         which = short.nonzero().squeeze(1)
         part = block.subset(which)

@@ -158,7 +158,7 @@ class BatchTopK:
             # over more candidates can only rise, so one round settles every row.
             limit = round(WIDE_ROWS * BATCH_CANDIDATES * self.k)
             wide_v, wide_i, reached = score_reaching(recompute(unsettled),
-                                                cut.expand(unsettled.numel()), limit)
+                                                     cut.expand(unsettled.numel()), limit)
             wide = wide_v.masked_fill(~reached, float("-inf")), wide_i
             values, latents = _replace_rows((values, latents), unsettled, wide, float("-inf"))
             cut = _cut(values, total)
