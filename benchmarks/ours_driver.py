@@ -58,7 +58,7 @@ def main() -> None:
         **({"lr_warmup_steps": args.warmup} if args.warmup is not None else {}),
     )
     clock = common.StepClock(args.device)
-    source = TimedRows(common.RowReader(args.train, args.batch_size * args.steps), clock)
+    source = TimedRows(common.open_rows(args), clock)
     trainer = Trainer(cfg, source, progress=False)
     clock.reset()  # b_dec initialisation read rows too; time only the loop
     trainer.fit()

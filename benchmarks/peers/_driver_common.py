@@ -48,7 +48,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
     p.add_argument("--eval-chunk", type=int, default=2048, help="rows per FVU forward pass")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--shuffle", action="store_true",
+                   help="serve the rows as passes over the file, each in a new order drawn "
+                        "from --seed (then --steps x --batch-size may exceed the file)")
     return p
+
+
+def open_rows(args: argparse.Namespace) -> RowReader:
+    """The training rows the command line names: the file once in order, or shuffled passes."""
+    return RowReader(args.train, args.batch_size * args.steps,
+                     shuffle_seed=args.seed if args.shuffle else None)
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -109,15 +118,19 @@ class RowReader:
     the data; only this process's mapping of it is dropped.
     """
 
-    def __init__(self, path: Path, max_rows: int | None = None) -> None:
+    def __init__(self, path: Path, max_rows: int | None = None,
+                 shuffle_seed: int | None = None) -> None:
+        self.path = path
         self.array = np.load(path, mmap_mode="r")
         if self.array.ndim != 2 or self.array.dtype != np.float32:
             raise ValueError(
                 f"{path}: expected a 2-D float32 array, got {self.array.dtype} {self.array.shape}"
             )
         self.limit = self.array.shape[0] if max_rows is None else max_rows
-        if self.limit > self.array.shape[0]:
+        if self.limit > self.array.shape[0] and shuffle_seed is None:
             raise ValueError(f"{path} has {self.array.shape[0]} rows, {self.limit} needed")
+        self.shuffle_seed = shuffle_seed
+        self._order: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))  # (pass, rows)
         self.cursor = 0
         self.row_bytes = self.array.shape[1] * self.array.itemsize
         # np.memmap maps from the allocation-granularity boundary below the
@@ -135,12 +148,47 @@ class RowReader:
         start, end = self.cursor, self.cursor + n
         if end > self.limit:
             raise RuntimeError(f"data exhausted: asked for rows {start}:{end} of {self.limit}")
+        if self.shuffle_seed is not None:
+            rows = torch.from_numpy(self._read_rows(self.positions(start, end)))
+            self.cursor = end
+            return rows
         # np.array copies out of the page cache; the copy is part of a real
         # data pipeline, and torch must not keep a view into the mmap.
         rows = torch.from_numpy(np.array(self.array[start:end], order="C"))
         self.cursor = end
         self._release(start, end)
         return rows
+
+    def positions(self, start: int, end: int) -> np.ndarray:
+        """The file rows behind stream positions start..end when shuffled: pass p is the
+        file in the order `permutation(seed + p)`. Within a batch each pass's rows are read
+        in file order (every library gets the same rows; their order changes no loss)."""
+        assert self.shuffle_seed is not None
+        rows = self.array.shape[0]
+        stream = np.arange(start, end)
+        passes = stream // rows
+        out = np.empty_like(stream)
+        for p in np.unique(passes).tolist():
+            if self._order[0] != p:
+                self._order = (p, np.random.default_rng(self.shuffle_seed + p).permutation(rows))
+            here = passes == p
+            out[here] = np.sort(self._order[1][stream[here] - p * rows])
+        return out
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """These file rows, read with pread: gathered through the mapping, scattered rows
+        would map whole 64 KB windows around each (the kernel's fault-around), nearly the
+        whole file for a 4,096-row batch, and count towards RSS."""
+        out = np.empty((rows.size, self.array.shape[1]), dtype=np.float32)
+        view = memoryview(out).cast("B")
+        size = self.row_bytes
+        with open(self.path, "rb", buffering=0) as f:
+            for j, row in enumerate(rows.tolist()):
+                got = os.preadv(f.fileno(), [view[j * size:(j + 1) * size]],
+                                self.array.offset + row * size)
+                if got != size:
+                    raise RuntimeError(f"{self.path}: short read at row {row}")
+        return out
 
     def _release(self, start: int, end: int) -> None:
         if not self._can_release:

@@ -74,7 +74,7 @@ def main() -> None:
     from sae_lens.training.sae_trainer import SAETrainer
 
     B, S = args.batch_size, args.steps
-    reader = common.RowReader(args.train, max_rows=S * B)
+    reader = common.open_rows(args)
     clock = common.StepClock(args.device)
 
     sae_cfg = TopKTrainingSAEConfig(d_in=reader.dim, d_sae=args.num_latents, k=args.k,

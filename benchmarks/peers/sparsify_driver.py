@@ -140,7 +140,7 @@ def main() -> None:
         sys.exit(f"--batch-size {B} is not a multiple of --ctx {ctx}")
     seqs_per_batch = B // ctx
 
-    reader = common.RowReader(args.train, max_rows=S * B)
+    reader = common.open_rows(args)
     device = torch.device(args.device)
     model = ReplayModel(reader, device)
     dataset = DummyTokens(S * seqs_per_batch, ctx)
