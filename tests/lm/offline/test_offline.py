@@ -212,6 +212,6 @@ def test_model_init_is_seeded_without_touching_the_global_rng():
     other = make_model(dataclasses.replace(cfg, seed=cfg.seed + 1), special_id=0)
     assert not torch.equal(other.transformer.wte.weight, first.transformer.wte.weight)
     # GPT-2's scheme: residual projections scaled down by √(2·n_layer), unit LayerNorm gains.
-    assert float(first.transformer.h[0].mlp.c_proj.weight.std()) < 0.8 * float(
-        first.transformer.h[0].mlp.c_fc.weight.std())
+    block = first.transformer.h[0].mlp
+    assert float(block.c_proj.weight.detach().std()) < 0.8 * float(block.c_fc.weight.detach().std())
     assert torch.equal(first.transformer.ln_f.weight, torch.ones(32))
