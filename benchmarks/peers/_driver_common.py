@@ -109,7 +109,9 @@ class RowReader:
 
     Rows are read lazily, batch by batch and in file order, so that every
     library (and our own trainer) sees exactly the same token stream and no
-    library gets to pre-load or shuffle the data.
+    library gets to pre-load or shuffle the data. With `shuffle_seed`, the
+    stream is seeded passes over the file instead (`positions`), the same for
+    every library, and may be longer than the file.
 
     Pages of the mapping are released (``MADV_DONTNEED``) once their rows have
     been copied out. Resident file-backed pages count towards RSS, so without
