@@ -53,12 +53,9 @@ class ProductBlock:
         y − 2E − r|y| (E inflated by SAFETY against its own rounding)."""
         if not self.bound.exact_grade:
             raise ValueError(f"a lower bound from a {self.bound.dtype} product: expected fp32")
-        bound = self.bound
-        latents = self.latents(positions)
-        spread = (bound.row_terms()[self.rows].unsqueeze(1) * bound.latent_terms()[latents]
-                  + bound.latent_const()[latents])
+        spread = self.bound.spread(self.rows.unsqueeze(1), self.latents(positions))
         y = self.y.gather(1, positions).float()
-        return y - 2 * SAFETY * spread - bound.relative * y.abs()
+        return y - 2 * SAFETY * spread - self.bound.relative * y.abs()
 
     def reaching(self, floor: torch.Tensor) -> torch.Tensor:
         """Which entries can have an exact value ≥ floor [r] and > 0 (a mask [r, n]),

@@ -197,11 +197,14 @@ class ProductBound:
     ) -> torch.Tensor:
         """y from a plain fp32 product x_c Wᵀ + b of these rows and latents (its terms added
         in fp32 afterwards; `relative` allows for those two roundings)."""
-        terms, const = self.latent_terms(), self.latent_const()
-        if columns is not None:
-            terms, const = terms[columns], const[columns]
-        y = torch.outer(self.row_terms()[rows], terms).add_(const)
-        return y.add_(product)
+        if columns is None:
+            columns = torch.arange(product.shape[1], device=product.device)
+        return self.spread(rows.unsqueeze(1), columns).add_(product)
+
+    def spread(self, rows: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """E = s_b·t_j + c_j at batch rows `rows` and latents `latents` (broadcast against
+        each other): |exact − p| ≤ E for a plain fp32 product p."""
+        return self.row_terms()[rows] * self.latent_terms()[latents] + self.latent_const()[latents]
 
     def upper(self, y: torch.Tensor) -> torch.Tensor:
         """The largest exact value an entry with augmented product value `y` can have."""
