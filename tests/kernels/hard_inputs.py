@@ -27,10 +27,19 @@ def hard_inputs(seed: int, kind: str):
         W[N // 2:], b[N // 2:] = 0.0, 0.0
     elif kind == "mostly-negative":  # rows with fewer positive values than candidates
         b -= 2.5
+    elif kind == "coherent-rounding":
+        # Every input 3/4 of a bf16 step above a grid point (rounded down by ~0.75u), and
+        # every product positive: the inputs' rounding errors add up along the whole dot
+        # product, the case where the measured bound (Cauchy–Schwarz) is tight.
+        sign = torch.randint(0, 2, (D,), generator=g) * 2.0 - 1.0
+        step = 1 + 3 * 2.0**-10
+        x = sign * step * 2.0 ** torch.randint(-1, 2, (B, D), generator=g)
+        W = sign * step * 2.0 ** torch.randint(-6, -2, (N, D), generator=g)
     return x, W, b
 
 
-KINDS = ["random", "near-ties", "duplicates", "huge-dims", "zero-latents", "mostly-negative"]
+KINDS = ["random", "near-ties", "duplicates", "huge-dims", "zero-latents", "mostly-negative",
+         "coherent-rounding"]
 
 
 def dense(code, n: int = N) -> torch.Tensor:
@@ -59,7 +68,7 @@ def wide_inputs(seed: int, kind: str, n: int = 4096, rows: int = B):
         b -= 2.5
     if kind != "loud-dims":  # else the loud dimensions are read: large bf16 rounding errors
         W[:, :2] = 0.0
-    x[:, :2] = 40.0
+    x[:, :2] = 320.0
     return x, W, b
 
 

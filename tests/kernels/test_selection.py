@@ -16,7 +16,7 @@ from progressive_sae.kernels import (
     sparse_encode,
     sparse_encode_reference,
 )
-from progressive_sae.kernels.product_bound import ProductBound
+from progressive_sae.kernels.product_bound import ProductBound, rounding_norms
 from progressive_sae.objectives import sae_loss
 from progressive_sae.sae import SAEConfig, build_sae
 from tests.kernels.hard_inputs import (
@@ -112,8 +112,8 @@ def test_the_bound_holds_and_is_not_vacuous(kind):
     exact = exact_pre_activations(x, W, b)
     for dtype in DTYPES:
         bound = ProductBound.of(x, W, b, dtype)
-        x_m, W_m, b_m = bound.augmented(x, W, b)
-        upper = bound.upper(torch.addmm(b_m, x_m, W_m.t()))
+        x_m, W_m = bound.augmented(x, W, b)
+        upper = bound.upper(x_m @ W_m.t())
         assert (exact <= upper).all()
         plain = torch.addmm(b.to(dtype), x.to(dtype), W.to(dtype).t()).float()
         error = (plain - exact).abs().max()
@@ -121,6 +121,52 @@ def test_the_bound_holds_and_is_not_vacuous(kind):
         rows = torch.arange(B)
         fp32 = bound.as_fp32(x.device)
         assert (exact <= fp32.upper(fp32.plain_upper(x @ W.t() + b, rows, None))).all()
+
+
+def test_the_inputs_rounding_is_measured_not_assumed():
+    """bf16 products carry the measured rounding of x and W (two columns), fp32 ones one
+    column; measured, the bound is well inside the worst case on random inputs."""
+    x, W, b = hard_inputs(4, "random")
+    bound = ProductBound.of(x, W, b, torch.bfloat16)
+    x_m, W_m = bound.augmented(x, W, b)
+    assert x_m.shape[1] == W_m.shape[1] == D + 3
+    terms = x_m[:, D:-1].float() @ W_m[:, D:-1].float().t()
+    worst = bound.row_terms().unsqueeze(1) * bound.latent_terms()
+    assert (terms < 0.75 * worst).all()
+    assert ProductBound.of(x, W, b, torch.float32).augmented(x, W, b)[0].shape[1] == D + 2
+
+
+def test_rounding_norms_bound_the_residual_and_fall_back_where_squares_underflow():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 64, generator=g)
+    m[2] *= 1e-25  # residuals ~1e-27: their squares underflow in fp32
+    rounded = m.to(torch.bfloat16)
+    worst = (2.0**-8 * m.double().norm(dim=1)).float()
+    got = rounding_norms(m, rounded, worst)
+    true = (m.double() - rounded.double()).norm(dim=1)
+    assert (got.double() * 1.001 >= true).all() and (got <= worst).all()
+    assert got[2] == worst[2] and (got[[0, 1, 3, 4, 5]] < worst[[0, 1, 3, 4, 5]]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_fast_product_accumulates_in_fp32_and_rounds_once(dtype):
+    """What the bound assumes of the matmul kernel: fp32 sums, the output rounded once. The
+    first half of each row's products is positive and cancelled by the second half: a
+    kernel that rounded a partial sum to bf16 would be off by ~2⁻⁹·Σ|x̃W̃|/2, ~20 times what
+    is allowed here."""
+    g = torch.Generator().manual_seed(0)
+    rows, d, n, half = 256, 579, 4096, 289
+    x, W = torch.rand(rows, d, generator=g), torch.rand(n, d, generator=g)
+    x[:, half:2 * half] = x[:, :half]
+    W[:, half:2 * half] = -W[:, :half] * (1 + 1e-3 * torch.randn(n, half, generator=g))
+    xq, Wq = x.to(dtype), W.to(dtype)
+    y = (xq @ Wq.t()).double()
+    exact = xq.double() @ Wq.double().t()
+    magnitude = xq.double().abs() @ Wq.double().abs().t()
+    u_out = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24
+    allowed = u_out * exact.abs() * (1 + 1e-6) + (d + 3) * 2.0**-24 * magnitude
+    assert ((y - exact).abs() <= allowed).all()
+    assert (exact.abs() < 0.05 * magnitude).float().mean() > 0.5  # the premise: cancellation
 
 
 def test_topk_scans_by_threshold_after_a_block_of_mostly_unsettled_rows(monkeypatch):

@@ -51,7 +51,7 @@ def select_in_blocks(
     with torch.no_grad():
         x_c, W_enc, b_enc = x_c.detach(), W_enc.detach(), b_enc.detach()
         bound = ProductBound.of(x_c, W_enc, b_enc, matmul_dtype)
-        x_m, W_m, b_m = bound.augmented(x_c, W_enc, b_enc)
+        x_m, W_m = bound.augmented(x_c, W_enc, b_enc)
         batch, n = x_c.shape[0], W_enc.shape[0]
         step = block_rows(batch, n, x_m.element_size(), rows)
         buffer = x_m.new_empty(step, n)
@@ -60,7 +60,7 @@ def select_in_blocks(
             for start in range(0, batch, step):
                 stop = min(batch, start + step)
                 block = buffer[: stop - start]
-                torch.addmm(b_m, x_m[start:stop], W_m.t(), out=block)
+                torch.mm(x_m[start:stop], W_m.t(), out=block)
                 part = ProductBlock(x_c, W_enc, b_enc, bound,
                                     torch.arange(start, stop, device=x_c.device), block)
                 for r, rule in enumerate(rules):
@@ -69,7 +69,7 @@ def select_in_blocks(
 
         def recompute(which: torch.Tensor) -> ProductBlock:
             with strict_products(x_c.device):
-                y = torch.addmm(b_m, x_m[which], W_m.t())
+                y = torch.mm(x_m[which], W_m.t())
             return ProductBlock(x_c, W_enc, b_enc, bound, which, y)
 
         return [rule.finish(p, recompute) for rule, p in zip(rules, picked)]
