@@ -75,13 +75,15 @@ d-row of the weights. What AuxK adds to the loss's forward + backward at B=4096,
 d=768, k_aux=384 on 2 cores (benchmarks/auxk_speed.py), sparse → dense: 368 dead latents
 525 → 117 ms, 768: 517 → 261, 1152: 493 → 322, 1536: 484 → 433 (2026-12-02). Exact
 selection (2026-12-06) made the sparse path dearer — it re-scores 2·k_aux candidates a row
-(2.5·k_aux since 2026-12-07) — and moved the crossing (2026-12-07): 1536: 1059 → 662 ms,
-2048: 860 → 764, 2560: 786 vs 803, 3072: 814 vs 1009. Peak RSS stayed within 35 MB of the
+(2.5·k_aux for a day) — and moved the crossing (2026-12-07): 1536: 1059 → 662 ms, 2048:
+860 → 764, 2560: 786 vs 803, 3072: 814 vs 1009. Peak RSS stayed within 35 MB of the
 sparse path's at 368 and 768. Where the bf16 bound is loose the crossing lies higher: an SAE
 trained 120 steps on SmolLM2-135M's layers.9 (d=576, k_aux=288, lr 5·10⁻³; 2,034 latents
 dead by the trainer's count, the least active added), medians of 8 alternating runs, sparse →
 dense: 2,034 dead 1367 → 1086 ms, 2,600: 1471 → 1296, 3,200: 1470 → 1395, 3,600: 1499 →
-1323; 4,096: 1570 vs 1752 (3 runs; 2026-12-07). Not moved: it depends on the data."""
+1323; 4,096: 1570 vs 1752 (3 runs; 2026-12-07). With the bound measuring the inputs' rounding
+and 2·k_aux candidates a row (later that day): 2,034: 1023 → 823 ms, 2,600: 1015 → 883,
+3,200: 1033 → 966. Not moved: it depends on the data."""
 
 
 def dead_latents_decode(
