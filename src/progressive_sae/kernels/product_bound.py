@@ -268,9 +268,10 @@ def rounding_norms(
     bits); its norm is computed in fp32 (its rounding is within SAFETY), and rows small
     enough for squares to underflow take `worst`."""
     out = torch.empty(m.shape[0], dtype=torch.float32, device=m.device)
+    residual = m.new_empty(min(m.shape[0], ROUNDING_CHUNK), m.shape[1], dtype=torch.float32)
     for start in range(0, m.shape[0], ROUNDING_CHUNK):
         stop = min(m.shape[0], start + ROUNDING_CHUNK)
-        residual = m[start:stop].float() - rounded[start:stop].float()
-        torch.linalg.vector_norm(residual, dim=1, out=out[start:stop])
+        part = torch.sub(m[start:stop], rounded[start:stop], out=residual[: stop - start])
+        torch.linalg.vector_norm(part, dim=1, out=out[start:stop])
     small = out < UNDERFLOW_NORM
     return torch.where(small, worst, out) if bool(small.any()) else out

@@ -21,6 +21,7 @@ from progressive_sae.kernels import (
     sparse_encode,
     sparse_encode_reference,
 )
+from progressive_sae.kernels.sparse_decode import entry_dots
 from progressive_sae.sae.config import SAEConfig
 
 GRANULARITY_MODES = ("relative", "prefix")
@@ -184,9 +185,11 @@ class SparseAutoencoder(nn.Module):
         grad = self.W_dec.grad
         if grad is None:
             return
-        # N batched [1×d]·[d×1] products: no N × d temporary, where linalg.vecdot made one
-        # (at N=16384, d=768 on 2 cores: 8 ms and no buffer against 24 ms and 48 MiB).
-        dots = torch.bmm(grad.unsqueeze(1), self.W_dec.unsqueeze(2)).view(-1, 1)
+        # One dot product per row by the kernel that scores a code's entries: no N × d
+        # temporary (linalg.vecdot made one: 24 ms and 48 MiB at N=16384, d=768 on 2 cores),
+        # 1.7 ms against N batched [1×d]·[d×1] products' 7.3.
+        latents = torch.arange(self.num_latents, device=grad.device)
+        dots = entry_dots(grad, self.W_dec, latents, latents[:1], latents).view(-1, 1)
         grad.addcmul_(dots, self.W_dec, value=-1.0)
 
     # --- progressive coding -------------------------------------------------------------
