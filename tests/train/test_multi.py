@@ -166,8 +166,11 @@ def test_two_gloo_processes_stream_their_own_windows(tmp_path):
         assert not torch.equal(halves[0], halves[1])
         single.train_step(torch.cat(halves))
     two = load_sae(tmp_path / "two" / "topk-N128-k8" / "sae")
+    # The ranks' summed gradients differ from one process's in their last bits, and AdamW's
+    # first steps (tiny second moments) magnify that in a few weights: 1.2e-5 at one of
+    # 32,768 here, in a weight of ~0.01.
     for name, tensor in single.sae.state_dict().items():
-        torch.testing.assert_close(two.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(two.state_dict()[name], tensor, rtol=1e-4, atol=3e-5)
 
 
 def test_plans_lists_grids_and_hooks():
