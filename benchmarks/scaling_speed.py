@@ -27,7 +27,7 @@ Checks, printed and recorded, never enforced: our step / floor grows by at most 
 the smallest to the largest N at d = 768; ours is faster than sparsify at every point; peak
 RSS is within 10% of:
 
-    predicted = baseline + rows(d) + 3·P + 2·N·d·4 + N·(d+1)·s + block·N·s        (bytes)
+    predicted = baseline + rows(d) + 3·P + 2·N·d·4 + N·(d+c)·s + block·N·s        (bytes)
 
 * baseline: peak RSS of a process that imports torch, numpy and progressive_sae and makes
   and steps the trainer's AdamW (train/adamw.py, which unlike torch.optim's imports no
@@ -39,12 +39,13 @@ RSS is within 10% of:
   N x d (kernels/row_accumulate.py writes whole matrices). (With dead latents, AuxK's dense
   path, at most DENSE_AUX_FACTOR·k_aux of them, adds its sparse-embedding gradients to
   them out of place: a third N x d matrix at the end of the backward pass.)
-* N·(d+1)·s + block·N·s: the selection product's workspace (kernels/encoder_backward.py,
-  product_bound.py): W_enc with the bound's column in the selection dtype (s = 2 for bf16,
-  4 for fp32) and one block of pre-activations, block = min(B, BLOCK_ROWS,
-  BLOCK_BYTES / (N·s)) rows. Both are freed before the gradients exist but are counted in
-  full: each is smaller than an N x d gradient, so the heap the trainer keeps
-  (runtime.configure_cpu_allocator) can reuse their space for the gradients at best in part.
+* N·(d+c)·s + block·N·s: the selection product's workspace (kernels/encoder_backward.py,
+  product_bound.py): W_enc with the bound's columns and the bias's in the selection dtype
+  (s = 2 and c = 3 for bf16, s = 4 and c = 2 for fp32) and one block of pre-activations,
+  block = min(B, BLOCK_ROWS, BLOCK_BYTES / (N·s)) rows. Both are freed before the gradients
+  exist but are counted in full: each is smaller than an N x d gradient, so the heap the
+  trainer keeps (runtime.configure_cpu_allocator) can reuse their space for the gradients at
+  best in part.
 * rows(d): everything that does not grow with N (the batch and its B x d temporaries, the
   b_dec initialisation's rows, the allocator's slack), measured: the same run with
   N = 8·k latents, less the baseline and that run's own N terms above; the median of
@@ -153,9 +154,16 @@ def memory_terms(n: int, d: int, batch: int, selection_bytes: int) -> dict[str, 
     return {
         "params_and_adam_mb": 3 * params / MIB,
         "gradients_mb": 2 * n * d * 4 / MIB,
-        "selection_weights_mb": n * (d + 1) * selection_bytes / MIB,
+        "selection_weights_mb": n * (d + augmented_columns(selection_bytes))
+        * selection_bytes / MIB,
         "pre_activation_block_mb": block * n * selection_bytes / MIB,
     }
+
+
+def augmented_columns(selection_bytes: int) -> int:
+    """Columns the selection product adds to W_enc: the bound's (two where the product
+    rounds its inputs, bf16; one in fp32) and the bias's (product_bound.augmented)."""
+    return 3 if selection_bytes < 4 else 2
 
 
 def selection_bytes(record: dict) -> int:
@@ -449,8 +457,9 @@ def main() -> None:
         "memory_kind": "gpu" if gpu else "rss",
         "memory_label": "peak GPU memory MB" if gpu else "peak RSS MB",
         "memory_formula": (("" if gpu else "baseline + ") + "rows(d) + 3·(2·N·d + N + d)·4 "
-                           "+ 2·N·d·4 + N·(d+1)·s + block·N·s bytes; s = selection dtype "
-                           "bytes, block = min(B, BLOCK_ROWS, BLOCK_BYTES/(N·s)); "
+                           "+ 2·N·d·4 + N·(d+c)·s + block·N·s bytes; s = selection dtype "
+                           "bytes, c = 3 (bf16) or 2 (fp32), "
+                           "block = min(B, BLOCK_ROWS, BLOCK_BYTES/(N·s)); "
                            "rows(d) measured at N = probe_num_latents"),
         "baseline_rss_mb": baseline if not gpu else None,
         "seconds": time.perf_counter() - started,
