@@ -16,7 +16,11 @@ from progressive_sae.kernels import (
     sparse_encode,
     sparse_encode_reference,
 )
-from progressive_sae.kernels.product_bound import ProductBound, rounding_norms
+from progressive_sae.kernels.product_bound import (
+    ProductBound,
+    rounding_norms,
+    strict_products,
+)
 from progressive_sae.objectives import sae_loss
 from progressive_sae.sae import SAEConfig, build_sae
 from tests.kernels.hard_inputs import (
@@ -148,19 +152,25 @@ def test_rounding_norms_bound_the_residual_and_fall_back_where_squares_underflow
     assert got[2] == worst[2] and (got[[0, 1, 3, 4, 5]] < worst[[0, 1, 3, 4, 5]]).all()
 
 
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                    reason="needs a CUDA device"))
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_the_fast_product_accumulates_in_fp32_and_rounds_once(dtype):
+def test_the_fast_product_accumulates_in_fp32_and_rounds_once(dtype, device):
     """What the bound assumes of the matmul kernel: fp32 sums, the output rounded once. The
     first half of each row's products is positive and cancelled by the second half: a
     kernel that rounded a partial sum to bf16 would be off by ~2⁻⁹·Σ|x̃W̃|/2, ~20 times what
-    is allowed here."""
+    is allowed here. (On CUDA, as the encoder runs it: `strict_products`, TF32 off.)"""
     g = torch.Generator().manual_seed(0)
     rows, d, n, half = 256, 579, 4096, 289
     x, W = torch.rand(rows, d, generator=g), torch.rand(n, d, generator=g)
     x[:, half:2 * half] = x[:, :half]
     W[:, half:2 * half] = -W[:, :half] * (1 + 1e-3 * torch.randn(n, half, generator=g))
     xq, Wq = x.to(dtype), W.to(dtype)
-    y = (xq @ Wq.t()).double()
+    with strict_products(torch.device(device)):
+        y = (xq.to(device) @ Wq.to(device).t()).cpu().double()
     exact = xq.double() @ Wq.double().t()
     magnitude = xq.double().abs() @ Wq.double().abs().t()
     u_out = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24

@@ -18,8 +18,9 @@ product is *augmented* with columns that add those terms, and with the bias, so 
 product is rounded once, after the bias:
 
     y[b, j] = [x̃_b, s_b, s'_b, 1] · [W̃_j, t_j, t'_j, b_j + c_j]     in the product's dtype,
-    s_b·t_j   ≥ K₀·‖a_b‖₂‖W_j‖₂ + K₁·‖x_b‖₂‖W_j‖₂ + η·√d·‖x_b‖₂     (s, t, b + c rounded
-    s'_b·t'_j ≥ K₀·(1+u)‖x_b‖₂·‖e_j‖₂                                up to the dtype)
+    s_b·t_j   ≥ K₀·‖a_b‖₂‖W_j‖₂ + K₁·‖x_b‖₂‖W_j‖₂ + η·√d·‖x_b‖₂     (s, t rounded up to
+    s'_b·t'_j ≥ K₀·(1+u)‖x_b‖₂·‖e_j‖₂                                the dtype; b + c to
+                                                                       nearest: K₂ allows it)
     c_j       = K₂·|b_j| + η·(√d·‖W_j‖₂ + d)
     K₀ = 1 / (1 - γ),   K₁ = (2⁻²⁴ + γ(1 + (1+u)²)) / (1 - γ)
     K₂ = (u + γ(2+u) + 2⁻²⁴) / (1 - u - γ(1+u))
