@@ -28,7 +28,7 @@ def hard_inputs(seed: int, kind: str):
     elif kind == "mostly-negative":  # rows with fewer positive values than candidates
         b -= 2.5
     elif kind == "coherent-rounding":
-        # Every input 3/4 of a bf16 step above a grid point (rounded down by ~0.75u), and
+        # Every input 3/8 of a bf16 step above a grid point (rounded down by 0.75u), and
         # every product positive: the inputs' rounding errors add up along the whole dot
         # product, the case where the measured bound (Cauchy–Schwarz) is tight.
         sign = torch.randint(0, 2, (D,), generator=g) * 2.0 - 1.0
