@@ -81,6 +81,7 @@ from train_speed import encode_floor, make_data, pool_runs, run_driver  # noqa: 
 
 from progressive_sae.kernels import fast_matmul_dtype  # noqa: E402
 from progressive_sae.kernels.encoder_backward import BLOCK_BYTES, block_rows  # noqa: E402
+from progressive_sae.kernels.product_bound import augmented_columns  # noqa: E402
 
 FULL: dict[str, Any] = {
     "points": [(16384, 768), (32768, 768), (65536, 768), (16384, 2304)],
@@ -147,28 +148,22 @@ def baseline_mb() -> float:
     return float(done.stdout.split()[-1])
 
 
-def memory_terms(n: int, d: int, batch: int, selection_bytes: int) -> dict[str, float]:
-    """The formula's N terms in MiB (module docstring)."""
+def memory_terms(n: int, d: int, batch: int, selection: torch.dtype) -> dict[str, float]:
+    """The formula's N terms in MiB (module docstring); `selection`: the product's dtype."""
     params = (2 * n * d + n + d) * 4
-    block = block_rows(batch, n, selection_bytes)
+    size = selection.itemsize
+    block = block_rows(batch, n, size)
     return {
         "params_and_adam_mb": 3 * params / MIB,
         "gradients_mb": 2 * n * d * 4 / MIB,
-        "selection_weights_mb": n * (d + augmented_columns(selection_bytes))
-        * selection_bytes / MIB,
-        "pre_activation_block_mb": block * n * selection_bytes / MIB,
+        "selection_weights_mb": n * (d + augmented_columns(selection)) * size / MIB,
+        "pre_activation_block_mb": block * n * size / MIB,
     }
 
 
-def augmented_columns(selection_bytes: int) -> int:
-    """Columns the selection product adds to W_enc: the bound's (two where the product
-    rounds its inputs, bf16; one in fp32) and the bias's (product_bound.augmented)."""
-    return 3 if selection_bytes < 4 else 2
-
-
-def selection_bytes(record: dict) -> int:
-    """Bytes per element of the selection product the driver's trainer chose."""
-    return getattr(torch, record["config"]["matmul_dtype"]).itemsize
+def selection_dtype(record: dict) -> torch.dtype:
+    """The dtype of the selection product the driver's trainer chose."""
+    return getattr(torch, record["config"]["matmul_dtype"])
 
 
 def measured_memory(record: dict, device: torch.device) -> float:
@@ -406,11 +401,11 @@ def main() -> None:
     for n, d in points:
         mine = pool_runs(runs[(n, d)])
         floor_ms, floor_dtype, by_dtype = pooled_floor(floors[(n, d)])
-        s = selection_bytes(mine)
+        s = selection_dtype(mine)
         probe = probes[d][0]
         probe_mb = statistics.median(measured_memory(p, device) for p in probes[d])
         rows_mb = (probe_mb - baseline
-                   - sum(memory_terms(probe_n, d, batch, selection_bytes(probe)).values()))
+                   - sum(memory_terms(probe_n, d, batch, selection_dtype(probe)).values()))
         terms = {"baseline_mb": baseline, "rows_mb": rows_mb, **memory_terms(n, d, batch, s)}
         predicted = sum(terms.values())
         peer = sparsify.get((n, d))

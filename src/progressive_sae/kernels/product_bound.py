@@ -207,8 +207,8 @@ class ProductBound:
         their rounding measured; else one pair at the worst case), then ones against the
         biases b_j + c_j, so that the product rounds once, after the bias."""
         d = self.d
-        measured = self.dtype != torch.float32 and not self.exact_grade
-        width = d + (3 if measured else 2)
+        measured = self.dtype != torch.float32  # we round the inputs: a bf16 copy
+        width = d + augmented_columns(self.dtype)
         x_m = x_c.new_empty(x_c.shape[0], width, dtype=self.dtype)
         W_m = W.new_empty(W.shape[0], width, dtype=self.dtype)
         x_m[:, :d].copy_(x_c)
@@ -247,6 +247,12 @@ class ProductBound:
         """The largest exact value an entry with augmented product value `y` can have."""
         y = y.float()
         return y + self.relative * y.abs()
+
+
+def augmented_columns(dtype: torch.dtype) -> int:
+    """Columns `ProductBound.augmented` adds to x and W: the bound's (two where the product's
+    dtype rounds the inputs, which are then measured; one in fp32) and the bias's."""
+    return 2 if dtype == torch.float32 else 3
 
 
 def _round_up_into(column: torch.Tensor, values: torch.Tensor) -> None:
