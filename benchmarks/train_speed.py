@@ -7,7 +7,9 @@
 All trainers run in their own processes (peers in their own virtual environments with
 torch held at 2.13.0) on the same synthetic activations, read in the same order, and are
 scored by the same FVU code on the same held-out rows; ours run --repeats times each,
-interleaved, and report the median step over all of those runs. Prints a table and writes
+interleaved, and report the median step over all of those runs. Matryoshka / TopK is also
+measured with drift between processes taken out (matryoshka_overhead.py: both trainers in
+one process, stepping alternately on the same batches). Prints a table and writes
 benchmarks/results/train_speed.json (train_speed_cuda.json on a GPU). Time it on an
 otherwise idle machine. On a GPU, sparsify runs its Triton kernels and SAELens its sparse
 activations (dense where those fail); --wheels installs the peers from wheels prepared
@@ -185,6 +187,18 @@ def run_driver(python: Path, script: Path, train: Path, held: Path, steps: int, 
     return json.loads(out.read_text())
 
 
+def run_alternating(train: Path, steps: int, out: Path, device: str) -> dict:
+    """matryoshka_overhead.py in its own process on the same rows: TopK and Matryoshka
+    trainers stepping alternately in one process."""
+    cmd = [sys.executable, str(HERE / "matryoshka_overhead.py"), "--train", str(train),
+           "--steps", str(steps), "--threads", "2", "--out", str(out), "--device", device]
+    print("$", *cmd[1:2], "…", flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"matryoshka_overhead.py failed:\n{done.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
 def run_saelens(python: Path, train: Path, held: Path, steps: int, out: Path,
                 device: str) -> dict:
     """SAELens on a GPU with its sparse activations where they work, dense otherwise."""
@@ -262,6 +276,7 @@ def main() -> None:
     scratch.mkdir(exist_ok=True)
     floor = encode_floor(device, d=d)
     runs: dict[str, dict] = {}
+    alternating: dict | None = None
     if "ours" in only:
         ours = {"topk": [], "matryoshka": []}
         matryoshka = ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))]
@@ -271,6 +286,8 @@ def main() -> None:
                     Path(sys.executable), HERE / "ours_driver.py", train, held, args.steps,
                     scratch / f"{name}_{r}.json", args.device, extra))
         runs |= {name: pool_runs(records) for name, records in ours.items()}
+        alternating = run_alternating(train, args.steps, scratch / "matryoshka_overhead.json",
+                                      args.device)
     for name in ("sparsify", "saelens"):
         if name not in only:
             continue
@@ -312,6 +329,12 @@ def main() -> None:
         "topk_over_fp32_floor": ratio(step.get("topk"), floor["fp32_ms"]),
         "topk_over_bf16_floor": ratio(step.get("topk"), floor["bf16_ms"]),
         "matryoshka_over_topk": ratio(step.get("matryoshka"), step.get("topk")),
+        # The same ratio with drift between processes taken out: both trainers in one
+        # process, stepping alternately on the same batches (matryoshka_overhead.py).
+        "matryoshka_over_topk_alternating": (alternating["ratio_of_medians"]
+                                             if alternating else None),
+        "alternating_step_ms": ({name: alternating[f"{name}_step_ms"]
+                                 for name in ("topk", "matryoshka")} if alternating else None),
         "truncate_speedup": speedup,
         "peak_rss_mb": runs["topk"]["peak_rss_mb"] if "topk" in runs else None,
         "matryoshka_peak_rss_mb": (runs["matryoshka"]["peak_rss_mb"]
@@ -362,6 +385,11 @@ def main() -> None:
               f"(fp32 floor {result['topk_over_fp32_floor']:.2f}, "
               f"bf16 floor {result['topk_over_bf16_floor']:.2f}); "
               f"Matryoshka / TopK: {result['matryoshka_over_topk']:.2f}")
+    if alternating:
+        print(f"Matryoshka / TopK in one process, stepping alternately: "
+              f"{alternating['ratio_of_medians']:.3f} (TopK {alternating['topk_step_ms']:.0f} "
+              f"ms, Matryoshka {alternating['matryoshka_step_ms']:.0f} ms; median of "
+              f"per-step ratios {alternating['median_step_ratio']:.3f})")
     print("truncated encode speed-up: "
           + ", ".join(f"G={g}: {s:.2f}x" for g, s in speedup.items()))
     if "speedup_vs_sparsify" in result:
