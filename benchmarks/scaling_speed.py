@@ -330,6 +330,10 @@ def main() -> None:
                         help="install sparsify from these wheels, without an index")
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data",
                         help="where the activations are cached")
+    parser.add_argument("--peer-python", type=Path, default=None,
+                        help="run the peers with this interpreter (which must import them) "
+                        "instead of their own venvs: e.g. a GPU machine's python3 with the "
+                        "peers' wheels on its PYTHONPATH (benchmarks/gpu_session.sh)")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     parser.add_argument("--readme", action="store_true",
                         help="only print the markdown table of the result JSON (--out)")
@@ -390,7 +394,8 @@ def main() -> None:
     sparsify: dict[tuple[int, int], dict] = {}
     if not args.skip_peers:
         venv_device = "cuda" if device.type == "cuda" else "cpu"
-        python = ensure_peer_venv("sparsify", HERE / ".venvs", venv_device, args.wheels)
+        python = args.peer_python or ensure_peer_venv("sparsify", HERE / ".venvs",
+                                                      venv_device, args.wheels)
         for n, d in points:
             sparsify[(n, d)] = run_driver(  # type: ignore[assignment]
                 python, HERE / "peers" / "sparsify_driver.py", *data[d], steps,

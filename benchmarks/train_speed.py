@@ -253,6 +253,10 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true", help="same as --only ours")
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
+    parser.add_argument("--peer-python", type=Path, default=None,
+                        help="run the peers with this interpreter (which must import them) "
+                        "instead of their own venvs: e.g. a GPU machine's python3 with the "
+                        "peers' wheels on its PYTHONPATH (benchmarks/gpu_session.sh)")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     parser.add_argument("--smollm2", action="store_true",
                         help="train on SmolLM2-135M's layers.9 activations (d=576)")
@@ -292,7 +296,8 @@ def main() -> None:
         if name not in only:
             continue
         venv_device = "cuda" if device.type == "cuda" else "cpu"
-        python = ensure_peer_venv(name, HERE / ".venvs", venv_device, args.wheels)
+        python = args.peer_python or ensure_peer_venv(name, HERE / ".venvs", venv_device,
+                                                      args.wheels)
         out = scratch / f"{name}.json"
         runs[name] = (run_saelens(python, train, held, args.steps, out, args.device)
                       if name == "saelens" else
