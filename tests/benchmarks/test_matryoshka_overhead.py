@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import BENCHMARKS, benchmark_module
 
 
 def load():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("matryoshka_overhead")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return benchmark_module("matryoshka_overhead")
 
 
 def test_both_trainers_take_every_batch_and_the_ratio_skips_the_warm_up(tmp_path):

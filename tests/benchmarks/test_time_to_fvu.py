@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import BENCHMARKS, benchmark_module
 
 
 def load():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("time_to_fvu")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return benchmark_module("time_to_fvu")
 
 
 def test_time_to_a_target_is_the_fewest_seconds_of_a_run_that_reached_it():
