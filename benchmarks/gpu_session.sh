@@ -3,8 +3,11 @@
 # machine whose python3 holds CUDA torch; nothing can be fetched there). Here, first:
 #     bash benchmarks/gpu_wheels.sh          # sparsify's missing wheels into .whl/
 # then, through the tool, from the repository root, with carry [".whl"]:
-#     bash benchmarks/gpu_session.sh tests train     # ~5 min
+#     bash benchmarks/gpu_session.sh tests train
 #     bash benchmarks/gpu_session.sh scaling         # a second call if time is left
+# Not yet run on a GPU (none was lent up to 2026-12-07), so how long each part takes is not
+# known: give the first call a timeout that leaves device time for a second; the logs come
+# back even when it is cut off.
 # Parts: tests (the CUDA tests: test_cuda.py and the selection's CUDA parameters), train
 # (train_speed.py --device cuda: ours, and sparsify when its wheels came), scaling
 # (scaling_speed.py --device cuda). Results and logs go to $OUT (benchmarks/results/gpu
