@@ -83,25 +83,56 @@ dead by the trainer's count, the least active added), medians of 8 alternating r
 dense: 2,034 dead 1367 → 1086 ms, 2,600: 1471 → 1296, 3,200: 1470 → 1395, 3,600: 1499 →
 1323; 4,096: 1570 vs 1752 (3 runs; 2026-12-07). With the bound measuring the inputs' rounding
 and 2·k_aux candidates a row (later that day): 2,034: 1023 → 823 ms, 2,600: 1015 → 883,
-3,200: 1033 → 966. Not moved: it depends on the data."""
+3,200: 1033 → 966. Not moved: it depends on the data. Later still, the dense path's
+product gives b_dec its gradient as a vector (`_CentredProduct`): 54–87 ms less at these
+sizes, which widens the dense path's lead on real rows but does not close its 195 ms gap at
+8·k_aux on the synthetic ones (3,072: 814 against 1009 ms above; 87 ms saved there)."""
+
+
+class _CentredProduct(torch.autograd.Function):
+    """(x - b_dec) @ W.t() + b, whose backward gives b_dec its gradient as one
+    vector-matrix product, -(Σ_rows g) @ W, instead of autograd's B × d product g @ W summed
+    over rows afterwards (B = 4096, 2 threads: that product took 53 ms over 2,034 dead
+    latents at d = 576 and 142 ms over 3,072 at d = 768, the vector 2 and 4 ms; forward +
+    backward of this product, alternating with plain autograd's in one process, medians of
+    5: 143 against 197 ms, 176 against 254 over 2,304 at d = 768, 233 against 320 over 3,072).
+    x's own gradient is formed only when x asks for one."""
+
+    @staticmethod
+    def forward(ctx, x, b_dec, W, b):
+        x_c = x - b_dec
+        ctx.save_for_backward(x_c, W)
+        return torch.addmm(b, x_c, W.t())
+
+    @staticmethod
+    def backward(ctx, g):
+        x_c, W = ctx.saved_tensors
+        want_x, want_b_dec, want_W, want_b = ctx.needs_input_grad
+        grad_x = g @ W if want_x else None
+        grad_b_dec = None
+        if want_b_dec:
+            grad_b_dec = -grad_x.sum(0) if grad_x is not None else -(g.sum(0) @ W)
+        grad_W = g.t() @ x_c if want_W else None
+        grad_b = g.sum(0) if want_b else None
+        return grad_x, grad_b_dec, grad_W, grad_b
 
 
 def dead_latents_decode(
-    sae: SparseAutoencoder, x_c: torch.Tensor, dead_idx: torch.Tensor, width: int
+    sae: SparseAutoencoder, x: torch.Tensor, dead_idx: torch.Tensor, width: int
 ) -> torch.Tensor:
-    """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations among the
-    latents `dead_idx`, by dense fp32 products over their columns only (plain autograd).
-    Which latents: those of the exact pre-activations (decided by `certified_topk_latents`
-    from this product); their values: this product's."""
+    """x̂ (without b_dec) from each row's `width` largest ReLU'd pre-activations of x among
+    the latents `dead_idx`, by dense fp32 products over their columns only. Which latents:
+    those of the exact pre-activations (decided by `certified_topk_latents` from this
+    product); their values: this product's."""
     # Gathered as sparse embeddings: their gradients are sparse and add into the dense
     # gradients of the main loss in place, where a plain index's backward would make an
     # N × d zero tensor per weight and then another N × d sum.
     W_enc = F.embedding(dead_idx, sae.W_enc, sparse=True)
     W_dec = F.embedding(dead_idx, sae.W_dec, sparse=True)
-    pre = torch.addmm(sae.b_enc[dead_idx], x_c, W_enc.t())
+    pre = _CentredProduct.apply(x, sae.b_dec, W_enc, sae.b_enc[dead_idx])
     if width < dead_idx.numel():
         with torch.no_grad():
-            x, W, b = x_c.detach(), sae.W_enc.detach(), sae.b_enc.detach()
+            x, W, b = (x - sae.b_dec).detach(), sae.W_enc.detach(), sae.b_enc.detach()
             rows = torch.arange(x.shape[0], device=x.device)
             bound = ProductBound.of(x, W, b, torch.float32)
             block = ProductBlock(x, W, b, bound, rows,
@@ -161,7 +192,7 @@ def sae_loss(
     aux_loss = x.new_zeros(())
     if dead_idx is not None:
         width = min(k_aux, dead_idx.numel())
-        residual_hat = (dead_latents_decode(sae, x - sae.b_dec, dead_idx, width) if dense_aux
+        residual_hat = (dead_latents_decode(sae, x, dead_idx, width) if dense_aux
                         else sae.decode_latents(aux_code))
         # Fewer dead latents than k_aux: shrink the term as Gao et al.'s reference does.
         scale = width / k_aux

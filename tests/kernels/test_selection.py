@@ -287,7 +287,7 @@ def test_auxk_dense_path_picks_the_exact_dead_latents():
         sae.W_enc.copy_(W)
         sae.b_enc.copy_(b)
     dead_idx = torch.arange(40)
-    got = objectives.dead_latents_decode(sae, x - sae.b_dec, dead_idx, 12)
+    got = objectives.dead_latents_decode(sae, x, dead_idx, 12)
     exact = exact_pre_activations(x, W, b)
     want = dense(TopK(12, columns=dead_idx)(exact)) @ sae.W_dec.detach()
     torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-5)
