@@ -26,25 +26,25 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 peers=ours
 python3 -c "import sparsify" 2>/dev/null && peers=ours,sparsify
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(tests train)
 status=0
-for part in "${@:-tests train}"; do
-  for p in $part; do
-    case "$p" in
-      tests)
-        { python3 -m pytest -p no:cacheprovider -rs tests/test_cuda.py &&
-          python3 -m pytest -p no:cacheprovider -rs tests/kernels/test_selection.py -k cuda
-        } 2>&1 | tee "$out/gpu_tests.log" || status=1 ;;
-      train)
-        python3 benchmarks/train_speed.py --device cuda --only "$peers" \
-          --peer-python "$(command -v python3)" --out "$out/train_speed_cuda.json" 2>&1 \
-          | tee "$out/train_speed_cuda.log" || status=1 ;;
-      scaling)
-        python3 benchmarks/scaling_speed.py --device cuda \
-          $([ "$peers" = ours ] && echo --skip-peers) --peer-python "$(command -v python3)" \
-          --out "$out/scaling_speed_cuda.json" 2>&1 | tee "$out/scaling_speed_cuda.log" \
-          || status=1 ;;
-      *) echo "gpu_session.sh: part '$p': expected tests, train or scaling" >&2; exit 2 ;;
-    esac
-  done
+for p in "${parts[@]}"; do
+  case "$p" in
+    tests)
+      { python3 -m pytest -p no:cacheprovider -rs tests/test_cuda.py &&
+        python3 -m pytest -p no:cacheprovider -rs tests/kernels/test_selection.py -k cuda
+      } 2>&1 | tee "$out/gpu_tests.log" || status=1 ;;
+    train)
+      python3 benchmarks/train_speed.py --device cuda --only "$peers" \
+        --peer-python "$(command -v python3)" --out "$out/train_speed_cuda.json" 2>&1 \
+        | tee "$out/train_speed_cuda.log" || status=1 ;;
+    scaling)
+      python3 benchmarks/scaling_speed.py --device cuda \
+        $([ "$peers" = ours ] && echo --skip-peers) --peer-python "$(command -v python3)" \
+        --out "$out/scaling_speed_cuda.json" 2>&1 | tee "$out/scaling_speed_cuda.log" \
+        || status=1 ;;
+    *) echo "gpu_session.sh: part '$p': expected tests, train or scaling" >&2; exit 2 ;;
+  esac
 done
 exit $status

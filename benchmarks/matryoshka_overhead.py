@@ -28,7 +28,14 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 N, K, B = 16384, 32, 4096
-GRANULARITIES = [N // f for f in (16, 8, 4, 2, 1)]
+
+
+def matryoshka_sizes(num_latents: int) -> list[int]:
+    """The benchmarks' Matryoshka granularities: N/16, N/8, N/4, N/2, N."""
+    return [num_latents // f for f in (16, 8, 4, 2, 1)]
+
+
+GRANULARITIES = matryoshka_sizes(N)
 WARMUP = 3
 
 
@@ -42,7 +49,7 @@ def alternate(train: Path, steps: int, num_latents: int = N, k: int = K, batch: 
     if rows.shape[0] < steps * batch:
         raise SystemExit(f"--train {train}: {rows.shape[0]:,} rows, {steps} steps of {batch} "
                          f"need {steps * batch:,}")
-    sizes = {"topk": None, "matryoshka": [num_latents // f for f in (16, 8, 4, 2, 1)]}
+    sizes = {"topk": None, "matryoshka": matryoshka_sizes(num_latents)}
     trainers = {
         name: Trainer(TrainConfig(num_latents=num_latents, k=k, batch_size=batch,
                                   total_tokens=steps * batch, granularities=granularities,

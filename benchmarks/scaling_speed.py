@@ -77,7 +77,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 from setup_venv import ensure_peer_venv  # noqa: E402
-from train_speed import encode_floor, make_data, pool_runs, run_driver  # noqa: E402
+from train_speed import (  # noqa: E402
+    PEER_PYTHON_HELP,
+    encode_floor,
+    make_data,
+    pool_runs,
+    run_driver,
+)
 
 from progressive_sae.kernels import fast_matmul_dtype  # noqa: E402
 from progressive_sae.kernels.encoder_backward import BLOCK_BYTES, block_rows  # noqa: E402
@@ -331,9 +337,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data",
                         help="where the activations are cached")
     parser.add_argument("--peer-python", type=Path, default=None,
-                        help="run the peers with this interpreter (which must import them) "
-                        "instead of their own venvs: e.g. a GPU machine's python3 with the "
-                        "peers' wheels on its PYTHONPATH (benchmarks/gpu_session.sh)")
+                        help=PEER_PYTHON_HELP)
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     parser.add_argument("--readme", action="store_true",
                         help="only print the markdown table of the result JSON (--out)")

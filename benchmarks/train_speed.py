@@ -39,6 +39,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
+from matryoshka_overhead import matryoshka_sizes  # noqa: E402
 from setup_venv import ensure_peer_venv  # noqa: E402
 from smollm2_rows import smollm2_rows  # noqa: E402
 
@@ -48,6 +49,9 @@ from progressive_sae.data import SyntheticActivations, SyntheticConfig  # noqa: 
 D, N, K, B = 768, 16384, 32, 4096
 TRAINERS = ("ours", "sparsify", "saelens")
 FLOOR_DTYPES = ("fp32", "bf16", "fp16", "int8")
+PEER_PYTHON_HELP = ("run the peers with this interpreter (which must import them) instead of "
+                    "their own venvs: e.g. a GPU machine's python3 with the peers' wheels on "
+                    "its PYTHONPATH (benchmarks/gpu_session.sh)")
 
 
 def make_data(steps: int, eval_rows: int, d: int = D, batch: int = B, num_features: int = N,
@@ -254,9 +258,7 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=None,
                         help="install the peers from these wheels, without an index")
     parser.add_argument("--peer-python", type=Path, default=None,
-                        help="run the peers with this interpreter (which must import them) "
-                        "instead of their own venvs: e.g. a GPU machine's python3 with the "
-                        "peers' wheels on its PYTHONPATH (benchmarks/gpu_session.sh)")
+                        help=PEER_PYTHON_HELP)
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     parser.add_argument("--smollm2", action="store_true",
                         help="train on SmolLM2-135M's layers.9 activations (d=576)")
@@ -283,7 +285,7 @@ def main() -> None:
     alternating: dict | None = None
     if "ours" in only:
         ours = {"topk": [], "matryoshka": []}
-        matryoshka = ["--granularities", ",".join(str(N // f) for f in (16, 8, 4, 2, 1))]
+        matryoshka = ["--granularities", ",".join(map(str, matryoshka_sizes(N)))]
         for r in range(args.repeats):  # interleaved, so a slow spell hits both alike
             for name, extra in (("topk", []), ("matryoshka", matryoshka)):
                 ours[name].append(run_driver(
